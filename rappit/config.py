@@ -1,0 +1,103 @@
+"""Typed settings read from the environment (prefix ``RAPPIT_``).
+
+The embedded default needs no configuration at all: SQLite and the secret key live in
+``RAPPIT_DATA_DIR``. Production mode refuses to start without an explicit secret key, because a
+generated one would make stored channel credentials unreadable on the next host.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rappit.kit.errors import ConfigurationError
+
+# Values that must never be accepted as a real secret key.
+_DEFAULT_SECRET_KEYS = frozenset({"", "changeme", "change-me", "secret", "dev"})
+_SECRET_KEY_FILE = "secret_key"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAPPIT_", env_file=None, extra="ignore")
+
+    env: Environment = Environment.DEVELOPMENT
+    data_dir: Path = Path(".rappit")
+    database_url: str | None = None
+    redis_url: str | None = None
+    secret_key: SecretStr | None = None
+    webhook_base_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: str = "INFO"
+    database_pool_size: int = Field(default=10, ge=1)
+    # Pagination bounds for list endpoints.
+    page_size_default: int = Field(default=50, ge=1)
+    page_size_max: int = Field(default=200, ge=1)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == Environment.PRODUCTION
+
+    def sqlalchemy_database_url(self) -> str:
+        """The async SQLAlchemy URL; unset means the embedded SQLite file in the data dir."""
+        if not self.database_url:
+            return f"sqlite+aiosqlite:///{(self.data_dir / 'rappit.db').resolve()}"
+        return normalize_database_url(self.database_url)
+
+    def resolved_secret_key(self) -> str:
+        """The secret key, generating and persisting one for the embedded default.
+
+        Production mode refuses a missing or well-known key instead of inventing one.
+        """
+        configured = self.secret_key.get_secret_value() if self.secret_key else ""
+        if configured and configured.lower() not in _DEFAULT_SECRET_KEYS:
+            return configured
+        if self.is_production:
+            raise ConfigurationError(
+                "RAPPIT_SECRET_KEY must be set to a random value in production "
+                "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        return _load_or_create_secret_key(self.data_dir)
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept the usual spellings of PostgreSQL/SQLite URLs and pick the async drivers."""
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    return url
+
+
+def _load_or_create_secret_key(data_dir: Path) -> str:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / _SECRET_KEY_FILE
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_urlsafe(48)
+    # O_EXCL: two processes starting at once must not each write a different key.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,111 @@
+"""Engine, sessions and the unit of work.
+
+Only the edges (the request dependency and the job context) open a unit of work, and only the
+unit of work commits. Services and repositories ``flush()``.
+
+SQLite runs every transaction as ``BEGIN IMMEDIATE``: it takes the write lock up front, so two
+concurrent transactions queue on ``busy_timeout`` instead of failing with ``SQLITE_BUSY`` when a
+reader later tries to write. PostgreSQL uses READ COMMITTED with explicit row locks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+AfterCommitHook = Callable[[], Awaitable[None]]
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+    if is_sqlite(url):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(
+            url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        )
+        _configure_sqlite(engine)
+        return engine
+    return create_async_engine(
+        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy emit BEGIN itself (see _on_begin) instead of the driver's lazy BEGIN.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def after_commit(session: AsyncSession, hook: AfterCommitHook) -> None:
+    """Run ``hook`` once the unit of work that owns ``session`` has committed.
+
+    A rollback drops it. This is how jobs are enqueued only for data that exists.
+    """
+    session.info.setdefault("after_commit", []).append(hook)
+
+
+@asynccontextmanager
+async def unit_of_work(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """The transaction boundary: commit on success, roll back on error, then run after-commit
+    hooks (only after a successful commit)."""
+    async with sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            session.info.pop("after_commit", None)
+            raise
+        hooks: list[AfterCommitHook] = session.info.pop("after_commit", [])
+    for hook in hooks:
+        await hook()
+
+
+async def ping(engine: AsyncEngine) -> None:
+    from sqlalchemy import text
+
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+
+
+def dialect_of(session: AsyncSession | AsyncConnection) -> str:
+    """``"sqlite"`` or ``"postgresql"``: repositories pick dialect-specific SQL with it."""
+    return session.get_bind().dialect.name if isinstance(session, AsyncSession) else (
+        session.dialect.name
+    )

@@ -1,0 +1,22 @@
+"""Time-ordered UUIDs (version 7, RFC 9562).
+
+Ordering by id is ordering by creation time, which gives stable cursor pagination without a
+separate (created_at, id) key and keeps B-tree inserts at the right edge of the index.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+
+def uuid7() -> uuid.UUID:
+    unix_ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (unix_ms & 0xFFFF_FFFF_FFFF) << 80
+    value |= 0x7 << 76  # version
+    value |= ((rand >> 62) & 0xFFF) << 64  # rand_a (12 bits)
+    value |= 0b10 << 62  # variant
+    value |= rand & 0x3FFF_FFFF_FFFF_FFFF  # rand_b (62 bits)
+    return uuid.UUID(int=value)

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, UniqueConstraint, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from rappit.models.base import Base, IdMixin, TenantMixin, TimestampMixin
+
+
+class StockLevel(IdMixin, TenantMixin, TimestampMixin, Base):
+    """``available = on_hand - reserved``. The checks make overselling impossible even for a
+    statement that forgot its guard."""
+
+    __tablename__ = "stock_levels"
+    __table_args__ = (
+        UniqueConstraint("sku_id", "warehouse_id"),
+        CheckConstraint("reserved >= 0", name="reserved_not_negative"),
+        CheckConstraint("reserved <= on_hand", name="reserved_within_on_hand"),
+    )
+
+    sku_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("skus.id", ondelete="CASCADE"))
+    warehouse_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("warehouses.id", ondelete="CASCADE"), index=True
+    )
+    on_hand: Mapped[int] = mapped_column(Integer, default=0)
+    reserved: Mapped[int] = mapped_column(Integer, default=0)
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
