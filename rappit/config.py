@@ -74,7 +74,12 @@ class Settings(BaseSettings):
 
 def normalize_database_url(url: str) -> str:
     """Accept the usual spellings of PostgreSQL/SQLite URLs and pick the async drivers."""
-    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg://", "postgresql+psycopg2://"):
+    for prefix in (
+        "postgres://",
+        "postgresql://",
+        "postgresql+psycopg://",
+        "postgresql+psycopg2://",
+    ):
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url[len(prefix) :]
     if url.startswith("sqlite:///"):

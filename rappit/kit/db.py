@@ -106,6 +106,8 @@ async def ping(engine: AsyncEngine) -> None:
 
 def dialect_of(session: AsyncSession | AsyncConnection) -> str:
     """``"sqlite"`` or ``"postgresql"``: repositories pick dialect-specific SQL with it."""
-    return session.get_bind().dialect.name if isinstance(session, AsyncSession) else (
-        session.dialect.name
+    return (
+        session.get_bind().dialect.name
+        if isinstance(session, AsyncSession)
+        else (session.dialect.name)
     )

@@ -38,6 +38,4 @@ class TenantMixin:
 
     @declared_attr
     def organization_id(cls) -> Mapped[uuid.UUID]:
-        return mapped_column(
-            Uuid, ForeignKey("organizations.id", ondelete="CASCADE"), index=True
-        )
+        return mapped_column(Uuid, ForeignKey("organizations.id", ondelete="CASCADE"), index=True)

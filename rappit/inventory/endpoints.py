@@ -1,0 +1,127 @@
+"""Warehouses, stock levels, adjustments and the movement ledger."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+
+from rappit.auth.dependencies import CurrentAuth
+from rappit.inventory.lookups import sku_by_code, warehouse_by_code
+from rappit.inventory.schemas import (
+    AdjustmentCreate,
+    MovementRead,
+    StockLevelRead,
+    WarehouseCreate,
+    WarehouseRead,
+)
+from rappit.inventory.service import InventoryService
+from rappit.kit.errors import Conflict
+from rappit.kit.fastapi import DbSession
+from rappit.kit.pagination import Page, paginate
+from rappit.kit.sql import add_unique
+from rappit.models import InventoryMovement, Warehouse
+
+router = APIRouter(tags=["inventory"])
+
+Limit = Annotated[int, Query(ge=1, le=200)]
+
+
+@router.post("/warehouses", status_code=201)
+async def create_warehouse(
+    body: WarehouseCreate, auth: CurrentAuth, session: DbSession
+) -> WarehouseRead:
+    warehouse = Warehouse(organization_id=auth.organization_id, **body.model_dump())
+    await add_unique(session, warehouse, Conflict(f"warehouse code '{body.code}' already exists"))
+    return WarehouseRead.model_validate(warehouse)
+
+
+@router.get("/warehouses")
+async def list_warehouses(
+    auth: CurrentAuth,
+    session: DbSession,
+    cursor: str | None = None,
+    limit: Limit = 50,
+) -> Page[WarehouseRead]:
+    rows, next_cursor = await paginate(
+        session,
+        select(Warehouse).where(Warehouse.organization_id == auth.organization_id),
+        Warehouse.id,
+        cursor=cursor,
+        limit=limit,
+    )
+    return Page(items=[WarehouseRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/inventory")
+async def list_inventory(
+    auth: CurrentAuth,
+    session: DbSession,
+    sku: str | None = None,
+    warehouse: str | None = None,
+) -> Page[StockLevelRead]:
+    """Stock levels per SKU and warehouse, filtered by SKU and/or warehouse code."""
+    sku_id = (await sku_by_code(session, auth.organization_id, sku)).id if sku else None
+    warehouse_id = (
+        (await warehouse_by_code(session, auth.organization_id, warehouse)).id
+        if warehouse
+        else None
+    )
+    rows = await InventoryService(session, auth.organization_id).repository.levels_view(
+        sku_id=sku_id, warehouse_id=warehouse_id
+    )
+    items = [
+        StockLevelRead(
+            sku=sku_row.code,
+            warehouse=warehouse_row.code,
+            on_hand=level.on_hand,
+            reserved=level.reserved,
+            available=level.available,
+        )
+        for level, sku_row, warehouse_row in rows
+    ]
+    return Page(items=items, next_cursor=None)
+
+
+@router.post("/inventory/adjustments", status_code=201)
+async def create_adjustment(
+    body: AdjustmentCreate, auth: CurrentAuth, session: DbSession
+) -> StockLevelRead:
+    sku = await sku_by_code(session, auth.organization_id, body.sku)
+    warehouse = await warehouse_by_code(session, auth.organization_id, body.warehouse)
+    level = await InventoryService(session, auth.organization_id).adjust(
+        sku_id=sku.id,
+        warehouse_id=warehouse.id,
+        delta=body.delta,
+        set_to=body.set,
+        note=body.reason,
+        reference=body.reference,
+    )
+    return StockLevelRead(
+        sku=sku.code,
+        warehouse=warehouse.code,
+        on_hand=level.on_hand,
+        reserved=level.reserved,
+        available=level.available,
+    )
+
+
+@router.get("/inventory/movements")
+async def list_movements(
+    auth: CurrentAuth,
+    session: DbSession,
+    sku: str | None = None,
+    cursor: str | None = None,
+    limit: Limit = 50,
+) -> Page[MovementRead]:
+    statement = select(InventoryMovement).where(
+        InventoryMovement.organization_id == auth.organization_id
+    )
+    if sku:
+        sku_row = await sku_by_code(session, auth.organization_id, sku)
+        statement = statement.where(InventoryMovement.sku_id == sku_row.id)
+    rows, next_cursor = await paginate(
+        session, statement, InventoryMovement.id, cursor=cursor, limit=limit
+    )
+    return Page(items=[MovementRead.model_validate(r) for r in rows], next_cursor=next_cursor)

@@ -1,0 +1,179 @@
+"""Test fixtures: every database test runs on real SQLite and real PostgreSQL.
+
+Isolation: SQLite gets a fresh copy of a migrated template file per test; PostgreSQL gets one
+migrated database per xdist worker, emptied after every test. Committed data is real, so tests
+of concurrency see what production would.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from rappit.app import create_app
+from rappit.config import Environment, Settings
+from rappit.kit.crypto import SecretBox
+from rappit.kit.db import create_engine, create_sessionmaker, unit_of_work
+from rappit.kit.fastapi import Runtime
+from rappit.kit.migrations import upgrade
+from rappit.models import Base
+from rappit.organizations.service import create_organization
+from tests.support.services import postgres_admin_url, recreate_database
+
+TEST_SECRET_KEY = "test-secret-key-for-rappit-tests-only-0123456789"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A skipped test is not a passing test: any skip fails the run."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and reporter.stats.get("skipped"):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter.write_line(
+            f"FAILED: {len(reporter.stats['skipped'])} test(s) were skipped; every test must run",
+            red=True,
+        )
+
+
+@pytest.fixture(scope="session")
+def worker_id_suffix() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+async def postgres_url(worker_id_suffix: str) -> str:
+    admin_url = await postgres_admin_url()
+    url = await recreate_database(admin_url, f"rappit_test_{worker_id_suffix}")
+    upgrade(url)
+    return url
+
+
+@dataclass
+class TestDatabase:
+    __test__ = False  # not a test class
+
+    backend: str
+    url: str
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+
+
+async def _truncate_all(engine: AsyncEngine) -> None:
+    names = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+    async with engine.begin() as connection:
+        await connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+async def _open_database(
+    backend: str, tmp_path: Path, sqlite_template: Path | None, postgres_url: str
+) -> AsyncIterator[TestDatabase]:
+    if backend == "sqlite":
+        assert sqlite_template is not None
+        path = tmp_path / "rappit.db"
+        shutil.copyfile(sqlite_template, path)
+        url = f"sqlite+aiosqlite:///{path}"
+    else:
+        url = postgres_url
+    engine = create_engine(url, pool_size=20)
+    try:
+        yield TestDatabase(backend, url, engine, create_sessionmaker(engine))
+    finally:
+        if backend == "postgresql":
+            await _truncate_all(engine)
+        await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path, postgres_url: str
+) -> AsyncIterator[TestDatabase]:
+    async for db in _open_database(request.param, tmp_path, sqlite_template, postgres_url):
+        yield db
+
+
+@pytest.fixture
+async def postgres_database(tmp_path: Path, postgres_url: str) -> AsyncIterator[TestDatabase]:
+    """For tests whose point is PostgreSQL's concurrency (row locks under real parallelism)."""
+    async for db in _open_database("postgresql", tmp_path, None, postgres_url):
+        yield db
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database: TestDatabase) -> Settings:
+    return Settings(
+        env=Environment.TEST,
+        data_dir=tmp_path / "data",
+        database_url=database.url,
+        secret_key=TEST_SECRET_KEY,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def runtime(settings: Settings, database: TestDatabase) -> Runtime:
+    return Runtime(
+        settings=settings,
+        engine=database.engine,
+        sessionmaker=database.sessionmaker,
+        secret_box=SecretBox(TEST_SECRET_KEY),
+    )
+
+
+@pytest.fixture
+async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(runtime=runtime)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://rappit.test") as http:
+        yield http
+
+
+@dataclass
+class Tenant:
+    organization_id: uuid.UUID
+    api_key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+async def make_tenant(database: TestDatabase, name: str) -> Tenant:
+    async with unit_of_work(database.sessionmaker) as session:
+        organization, api_key = await create_organization(session, name)
+    return Tenant(organization.id, api_key)
+
+
+@pytest.fixture
+async def tenant(database: TestDatabase) -> Tenant:
+    return await make_tenant(database, "Acme")
+
+
+@pytest.fixture
+async def other_tenant(database: TestDatabase) -> Tenant:
+    return await make_tenant(database, "Globex")
+
+
+@pytest.fixture
+async def api(client: httpx.AsyncClient, tenant: Tenant) -> AsyncIterator[httpx.AsyncClient]:
+    """The HTTP client authenticated as ``tenant``."""
+    client.headers.update(tenant.headers)
+    yield client
+
+
+@pytest.fixture
+def anyio_backend() -> Iterator[str]:
+    yield "asyncio"

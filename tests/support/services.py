@@ -1,0 +1,68 @@
+"""Finds (or starts) the real PostgreSQL the tests need.
+
+Order: ``RAPPIT_TEST_POSTGRES_URL`` if set (it must work); else a server on 127.0.0.1:5432 with
+user postgres; else a throwaway server from the ``pgserver`` package. The tests never skip: if
+none of these works, the run fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+_pgserver: Any = None
+
+
+async def _can_connect(url: str) -> bool:
+    try:
+        connection = await asyncio.wait_for(asyncpg.connect(url), timeout=3)
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+    await connection.close()
+    return True
+
+
+def _admin_url_from_env() -> str | None:
+    url = os.environ.get("RAPPIT_TEST_POSTGRES_URL")
+    if not url:
+        return None
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def postgres_admin_url() -> str:
+    """A plain ``postgresql://`` URL of a database we may CREATE DATABASE from."""
+    global _pgserver
+    configured = _admin_url_from_env()
+    if configured:
+        if not await _can_connect(configured):
+            raise RuntimeError(f"RAPPIT_TEST_POSTGRES_URL={configured} is not reachable")
+        return configured
+    if await _can_connect(LOCAL_POSTGRES):
+        return LOCAL_POSTGRES
+    if _pgserver is None:
+        import pgserver
+
+        data_dir = Path(tempfile.mkdtemp(prefix="rappit-pg-"))
+        _pgserver = pgserver.get_server(data_dir, cleanup_mode="delete")
+    uri: str = _pgserver.get_uri()
+    return uri
+
+
+async def recreate_database(admin_url: str, name: str) -> str:
+    connection = await asyncpg.connect(admin_url)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    base, _, _ = admin_url.rpartition("/")
+    query = ""
+    if "?" in admin_url:
+        query = "?" + admin_url.split("?", 1)[1]
+    return f"{base}/{name}{query}".replace("postgresql://", "postgresql+asyncpg://", 1)
