@@ -171,9 +171,9 @@ async def other_tenant(database: TestDatabase) -> Tenant:
 async def api(client: httpx.AsyncClient, tenant: Tenant) -> AsyncIterator[httpx.AsyncClient]:
     """The HTTP client authenticated as ``tenant``."""
     client.headers.update(tenant.headers)
-    yield client
+    return client
 
 
 @pytest.fixture
 def anyio_backend() -> Iterator[str]:
-    yield "asyncio"
+    return "asyncio"

@@ -38,7 +38,7 @@ def decode_cursor(cursor: str) -> uuid.UUID:
 
 async def paginate(
     session: AsyncSession,
-    statement: Select[tuple[Row]],
+    statement: Select[Row],
     id_column: InstrumentedAttribute[uuid.UUID],
     *,
     cursor: str | None,
