@@ -29,7 +29,7 @@ from rappit.models import Base
 from rappit.organizations.service import create_organization
 from tests.support.services import postgres_admin_url, recreate_database
 
-TEST_SECRET_KEY = "test-secret-key-for-rappit-tests-only-0123456789"
+from tests.support.factories import TEST_SECRET_KEY
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
