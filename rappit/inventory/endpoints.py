@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rappit.auth.dependencies import CurrentAuth
 from rappit.inventory.lookups import sku_by_code, warehouse_by_code
@@ -17,11 +21,15 @@ from rappit.inventory.schemas import (
     WarehouseRead,
 )
 from rappit.inventory.service import InventoryService
+from rappit.kit.db import after_commit, unit_of_work
 from rappit.kit.errors import Conflict
-from rappit.kit.fastapi import DbSession
+from rappit.kit.fastapi import DbSession, RuntimeDep
 from rappit.kit.pagination import Page, paginate
 from rappit.kit.sql import add_unique
 from rappit.models import InventoryMovement, Warehouse
+from rappit.orders.service import OrderService
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["inventory"])
 
@@ -86,7 +94,7 @@ async def list_inventory(
 
 @router.post("/inventory/adjustments", status_code=201)
 async def create_adjustment(
-    body: AdjustmentCreate, auth: CurrentAuth, session: DbSession
+    body: AdjustmentCreate, auth: CurrentAuth, session: DbSession, runtime: RuntimeDep
 ) -> StockLevelRead:
     sku = await sku_by_code(session, auth.organization_id, body.sku)
     warehouse = await warehouse_by_code(session, auth.organization_id, body.warehouse)
@@ -98,6 +106,13 @@ async def create_adjustment(
         note=body.reason,
         reference=body.reference,
     )
+    if level.available > 0:
+        # New stock goes to orders waiting for it, in a transaction of its own after this one
+        # commits: that work locks orders before stock, and one lock order must hold everywhere.
+        after_commit(
+            session,
+            partial(allocate_backorders, runtime.sessionmaker, auth.organization_id, sku.id),
+        )
     return StockLevelRead(
         sku=sku.code,
         warehouse=warehouse.code,
@@ -105,6 +120,17 @@ async def create_adjustment(
         reserved=level.reserved,
         available=level.available,
     )
+
+
+async def allocate_backorders(
+    sessionmaker: async_sessionmaker[AsyncSession], organization_id: uuid.UUID, sku_id: uuid.UUID
+) -> None:
+    try:
+        async with unit_of_work(sessionmaker) as session:
+            await OrderService(session, organization_id).allocate_backorders([sku_id])
+    except Exception:
+        # The adjustment itself is committed; waiting orders are picked up by the next change.
+        logger.exception("allocating new stock to backorders failed")
 
 
 @router.get("/inventory/movements")
