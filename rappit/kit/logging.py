@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import logging.config
 import re
+from typing import Any
 
 # API keys, bearer tokens and Shopify tokens (shpat_/shpca_/shppa_/shpss_) are never logged on
 # purpose; this filter catches them if a library or an exception message does.
@@ -13,6 +15,8 @@ _SECRET_PATTERNS = [
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}"),
 ]
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
 
 def redact(text: str) -> str:
     for pattern in _SECRET_PATTERNS:
@@ -21,6 +25,8 @@ def redact(text: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
+    """Redacts the message of every record that passes the handler it is attached to."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         cleaned = redact(message)
@@ -29,10 +35,39 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class RedactingFormatter(logging.Formatter):
+    """Redacts the whole formatted line, traceback included: an exception's message (an HTTP
+    error echoing a request header, say) reaches the output without passing through
+    ``record.msg``, so the filter alone would miss it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def logging_config(level: str = "INFO") -> dict[str, Any]:
+    """A ``dictConfig`` for the root logger, also handed to uvicorn: uvicorn applies it in each
+    worker process it spawns, so every process redacts the same way."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"redact": {"()": RedactingFilter}},
+        "formatters": {"default": {"()": RedactingFormatter, "fmt": LOG_FORMAT}},
+        "handlers": {
+            "default": {
+                "class": "logging.StreamHandler",
+                "formatter": "default",
+                "filters": ["redact"],
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"handlers": ["default"], "level": level.upper()},
+        # uvicorn's loggers carry no handlers of their own and propagate to the root handler.
+        "loggers": {
+            name: {"handlers": [], "propagate": True}
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+        },
+    }
+
+
 def configure_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter())
-    root = logging.getLogger()
-    root.handlers = [handler]
-    root.setLevel(level.upper())
+    logging.config.dictConfig(logging_config(level))
