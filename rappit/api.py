@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from rappit.catalog.endpoints import router as catalog_router
+from rappit.channels.endpoints import router as channels_router
 from rappit.inventory.endpoints import router as inventory_router
 
 router = APIRouter(prefix="/api/v1")
 router.include_router(inventory_router)
+router.include_router(catalog_router)
+router.include_router(channels_router)
