@@ -411,7 +411,7 @@ def org_create(
             state = schema_state(url)
             if settings.database_url is None and not state.up_to_date and not state.newer:
                 # The embedded default migrates itself, as `rappit serve` does.
-                err_console.print(f"Upgrading the schema of {database}")
+                err_console.print(f"Upgrading the schema of {database}", soft_wrap=True)
                 upgrade(url)
             else:
                 _require_current_schema(state)
