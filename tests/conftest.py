@@ -27,7 +27,7 @@ from rappit.kit.fastapi import Runtime
 from rappit.kit.migrations import upgrade
 from rappit.models import Base
 from rappit.organizations.service import create_organization
-from tests.support.services import postgres_admin_url, recreate_database
+from tests.support.services import drop_database, postgres_admin_url, recreate_database
 
 from tests.support.factories import TEST_SECRET_KEY
 
@@ -56,11 +56,14 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-async def postgres_url(worker_id_suffix: str) -> str:
+async def postgres_url(worker_id_suffix: str) -> AsyncIterator[str]:
+    # One database per run and worker: two runs on one server never drop each other's data.
     admin_url = await postgres_admin_url()
-    url = await recreate_database(admin_url, f"rappit_test_{worker_id_suffix}")
+    name = f"rappit_test_{worker_id_suffix}_{os.getpid()}"
+    url = await recreate_database(admin_url, name)
     upgrade(url)
-    return url
+    yield url
+    await drop_database(admin_url, name)
 
 
 @dataclass

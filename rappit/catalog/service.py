@@ -23,6 +23,7 @@ from rappit.inventory.lookups import sku_by_code
 from rappit.kit.errors import Conflict, NotFound
 from rappit.kit.pagination import paginate
 from rappit.models import ChannelListing, Product, Sku
+from rappit.orders.service import OrderService
 
 logger = logging.getLogger(__name__)
 
@@ -32,11 +33,16 @@ async def on_catalog_changed(
 ) -> None:
     """Called in the creating transaction after SKUs or channel listings were added.
 
-    The orders service will hook unmapped-line resolution here: order lines that named a SKU
-    code or variant id unknown at the time can be mapped once the SKU or listing exists. Until
-    then the call only records that the catalog changed.
+    Order lines that named a SKU code or variant id unknown at the time are mapped now, and
+    their orders reserve stock like any other.
     """
-    logger.debug("catalog changed for organization %s: %d SKU(s)", organization_id, len(sku_ids))
+    resolved = await OrderService(session, organization_id).resolve_unmapped_lines()
+    logger.debug(
+        "catalog changed for organization %s: %d SKU(s), %d order(s) re-examined",
+        organization_id,
+        len(sku_ids),
+        resolved,
+    )
 
 
 async def find_skus_by_codes(

@@ -1,6 +1,5 @@
 """The catalog's service functions other domains call, and the change hook."""
 
-import logging
 import uuid
 from typing import Any
 
@@ -13,7 +12,6 @@ from rappit.catalog.service import (
     find_listings_by_variant_ids,
     find_listings_for_skus,
     find_skus_by_codes,
-    on_catalog_changed,
 )
 from rappit.kit.db import unit_of_work
 from tests.channels.factories import create_channel
@@ -74,18 +72,6 @@ async def test_hook_does_not_run_for_refused_or_empty_writes(
     assert (await api.post(url, json={"sku": "A", "external_variant_id": "1"})).status_code == 201
     assert (await api.post(url, json={"sku": "A", "external_variant_id": "1"})).status_code == 409
     assert len(catalog_changes) == 2
-
-
-async def test_hook_only_logs_for_now(
-    database: TestDatabase, tenant: Tenant, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.DEBUG, logger="rappit.catalog.service")
-    sku_id = uuid.uuid4()
-    async with unit_of_work(database.sessionmaker) as session:
-        await on_catalog_changed(session, tenant.organization_id, [sku_id])
-    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
-        (logging.DEBUG, f"catalog changed for organization {tenant.organization_id}: 1 SKU(s)")
-    ]
 
 
 async def test_lookup_helpers_are_scoped(

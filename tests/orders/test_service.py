@@ -371,3 +371,50 @@ async def test_orders_of_another_organisation_are_separate(
             await OrderService(session, shop.org).create_or_update_from_channel(
                 channel, channel_order("1001", [])
             )
+
+
+async def test_creating_the_sku_through_the_api_resolves_waiting_orders(
+    shop: Shop, database: TestDatabase, tenant: Tenant
+) -> None:
+    import httpx
+
+    from rappit.app import create_app
+    from rappit.config import Environment, Settings
+    from rappit.kit.crypto import SecretBox
+    from rappit.kit.fastapi import Runtime
+    from tests.support.factories import TEST_SECRET_KEY
+
+    await shop.apply(channel_order("1001", [line("L1", 2, sku="NEW-1", variant="777")]))
+    await shop.apply(channel_order("1002", [line("L1", 1, variant="888")], minutes=1))
+    assert (await shop.order("1001")).status == OrderStatus.NEEDS_ATTENTION
+
+    runtime = Runtime(
+        settings=Settings(env=Environment.TEST, database_url=database.url),
+        engine=database.engine,
+        sessionmaker=database.sessionmaker,
+        secret_box=SecretBox(TEST_SECRET_KEY),
+    )
+    transport = httpx.ASGITransport(app=create_app(runtime=runtime))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://rappit.test", headers=tenant.headers
+    ) as api:
+        created = await api.post(
+            "/api/v1/products", json={"title": "New", "skus": [{"code": "NEW-1"}]}
+        )
+        assert created.status_code == 201
+        # Mapped now, but there is no stock of it yet.
+        assert (await shop.order("1001")).status == OrderStatus.BACKORDERED
+        listing = await api.post(
+            f"/api/v1/channels/{shop.channel.id}/listings",
+            json={"sku": "TSHIRT-M", "external_variant_id": "888"},
+        )
+        assert listing.status_code == 201
+        assert (await shop.order("1002")).status == OrderStatus.RESERVED
+        adjusted = await api.post(
+            "/api/v1/inventory/adjustments",
+            json={"sku": "NEW-1", "warehouse": "MAIN", "delta": 5, "reason": "delivery"},
+        )
+        assert adjusted.status_code == 201
+    assert (await shop.order("1001")).status == OrderStatus.RESERVED
+    assert await shop.active_reserved("1001") == [("L1", "MAIN", 2)]
+    await shop.check_ledger()

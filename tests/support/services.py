@@ -66,3 +66,11 @@ async def recreate_database(admin_url: str, name: str) -> str:
     if "?" in admin_url:
         query = "?" + admin_url.split("?", 1)[1]
     return f"{base}/{name}{query}".replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
+async def drop_database(admin_url: str, name: str) -> None:
+    connection = await asyncpg.connect(admin_url)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
