@@ -27,9 +27,8 @@ from rappit.kit.fastapi import Runtime
 from rappit.kit.migrations import upgrade
 from rappit.models import Base
 from rappit.organizations.service import create_organization
-from tests.support.services import drop_database, postgres_admin_url, recreate_database
-
 from tests.support.factories import TEST_SECRET_KEY
+from tests.support.services import drop_database, postgres_admin_url, recreate_database
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
