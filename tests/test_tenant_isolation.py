@@ -1,0 +1,174 @@
+"""A sweep over every admin route in the OpenAPI schema: another organisation's key sees
+nothing of the first organisation's data (404 for its objects, empty lists otherwise).
+
+A route added without an entry below fails ``test_every_route_is_swept``, so the sweep grows
+with the API.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+
+from rappit.kit.db import unit_of_work
+from rappit.models import Channel, WebhookEvent
+from rappit.orders.service import OrderService
+from tests.conftest import Tenant, TestDatabase
+from tests.support.factories import channel_order, line
+
+# Body sent with each write route; valid in shape, so a 404 is about ownership, not syntax.
+WRITE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("post", "/api/v1/products/{product_id}/skus"): {"code": "NEW"},
+    ("post", "/api/v1/channels/{channel_id}/listings"): {"sku": "A-1", "external_variant_id": "9"},
+    ("post", "/api/v1/channels/{channel_id}/locations"): {
+        "external_location_id": "loc-2",
+        "warehouse": "W1",
+    },
+    ("patch", "/api/v1/channels/{channel_id}"): {"name": "taken over"},
+    ("post", "/api/v1/inventory/adjustments"): {
+        "sku": "A-1",
+        "warehouse": "W1",
+        "delta": 1,
+        "reason": "x",
+    },
+}
+# Creating routes: they act on the caller's own organisation; a separate check below shows the
+# first organisation cannot see what the second one made.
+OWN_CREATES = {
+    ("post", "/api/v1/warehouses"),
+    ("post", "/api/v1/products"),
+    ("post", "/api/v1/channels"),
+}
+# Read routes whose filter names the first organisation's objects by code: 404, not empty.
+FILTERED_READS: dict[str, dict[str, str]] = {
+    "/api/v1/inventory": {"sku": "A-1"},
+    "/api/v1/inventory/movements": {"sku": "A-1"},
+}
+
+
+async def _seed_first_tenant(
+    api: httpx.AsyncClient, database: TestDatabase, tenant: Tenant
+) -> dict[str, str]:
+    headers = tenant.headers
+    warehouse = await api.post(
+        "/api/v1/warehouses", json={"code": "W1", "name": "One"}, headers=headers
+    )
+    product = await api.post(
+        "/api/v1/products", json={"title": "P", "skus": [{"code": "A-1"}]}, headers=headers
+    )
+    channel = await api.post(
+        "/api/v1/channels",
+        json={
+            "type": "shopify",
+            "name": "Shop",
+            "shop_domain": "first.myshopify.com",
+            "access_token": "shpat_" + "a" * 32,
+            "webhook_secret": "first-secret",
+        },
+        headers=headers,
+    )
+    assert (warehouse.status_code, product.status_code, channel.status_code) == (201, 201, 201)
+    channel_id = channel.json()["id"]
+    for path, body in [
+        (
+            f"/api/v1/channels/{channel_id}/locations",
+            {"external_location_id": "1", "warehouse": "W1"},
+        ),
+        (f"/api/v1/channels/{channel_id}/listings", {"sku": "A-1", "external_variant_id": "1"}),
+        (
+            "/api/v1/inventory/adjustments",
+            {"sku": "A-1", "warehouse": "W1", "delta": 5, "reason": "x"},
+        ),
+    ]:
+        assert (await api.post(path, json=body, headers=headers)).status_code == 201
+    async with unit_of_work(database.sessionmaker) as session:
+        channel_row = await session.get_one(Channel, uuid.UUID(channel_id))
+        result = await OrderService(session, tenant.organization_id).create_or_update_from_channel(
+            channel_row, channel_order("1001", [line("L1", 1, sku="A-1")])
+        )
+        event = WebhookEvent(
+            organization_id=tenant.organization_id,
+            source="shopify",
+            channel_id=channel_row.id,
+            topic="orders/create",
+            external_event_id="d-1",
+            payload={},
+        )
+        session.add(event)
+        await session.flush()
+    return {
+        "product_id": product.json()["id"],
+        "channel_id": channel_id,
+        "order_id": str(result.order.id),
+        "event_id": str(event.id),
+    }
+
+
+def _admin_operations(api: httpx.AsyncClient) -> list[tuple[str, str]]:
+    app: Any = api._transport.app  # type: ignore[attr-defined]
+    return sorted(
+        (method, path)
+        for path, operations in app.openapi()["paths"].items()
+        if path.startswith("/api/v1/")
+        for method in operations
+    )
+
+
+async def test_every_route_is_swept(client: httpx.AsyncClient) -> None:
+    for method, path in _admin_operations(client):
+        covered = method == "get" or (method, path) in WRITE_BODIES or (method, path) in OWN_CREATES
+        assert covered, f"{method.upper()} {path} has no tenant-isolation case"
+
+
+async def test_another_organisation_sees_nothing(
+    client: httpx.AsyncClient, database: TestDatabase, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    ids = await _seed_first_tenant(client, database, tenant)
+    # The second organisation has a warehouse of the same code, so a leak could not hide
+    # behind "warehouse not found".
+    await client.post(
+        "/api/v1/warehouses", json={"code": "W1", "name": "Other"}, headers=other_tenant.headers
+    )
+    swept = 0
+    for method, path in _admin_operations(client):
+        if (method, path) in OWN_CREATES:
+            continue
+        url = path.format(**ids)
+        if method == "get":
+            params = FILTERED_READS.get(path, {})
+            response = await client.get(url, params=params, headers=other_tenant.headers)
+            if "{" in path or params:
+                assert response.status_code == 404, f"GET {path}: {response.status_code}"
+            elif path == "/api/v1/warehouses":
+                assert [w["name"] for w in response.json()["items"]] == ["Other"]
+            else:
+                assert response.json() == {"items": [], "next_cursor": None}, f"GET {path}"
+        else:
+            response = await client.request(
+                method, url, json=WRITE_BODIES[(method, path)], headers=other_tenant.headers
+            )
+            assert response.status_code == 404, f"{method.upper()} {path}: {response.text}"
+        swept += 1
+    assert swept == len(_admin_operations(client)) - len(OWN_CREATES)
+
+    # Nothing the second organisation tried changed the first organisation's data.
+    levels = await client.get("/api/v1/inventory", params={"sku": "A-1"}, headers=tenant.headers)
+    assert [(i["on_hand"], i["reserved"]) for i in levels.json()["items"]] == [(5, 1)]
+    channel = await client.get(f"/api/v1/channels/{ids['channel_id']}", headers=tenant.headers)
+    assert channel.json()["name"] == "Shop"
+
+
+async def test_what_one_organisation_creates_the_other_cannot_list(
+    client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    await client.post(
+        "/api/v1/products",
+        json={"title": "Theirs", "skus": [{"code": "T-1"}]},
+        headers=other_tenant.headers,
+    )
+    mine = await client.get("/api/v1/products", headers=tenant.headers)
+    assert mine.json() == {"items": [], "next_cursor": None}
+    skus = await client.get("/api/v1/skus", params={"code": "T-1"}, headers=tenant.headers)
+    assert skus.json() == {"items": [], "next_cursor": None}
