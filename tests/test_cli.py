@@ -198,7 +198,7 @@ async def _drop_database(admin_url: str, name: str) -> None:
 def postgres_scratch_url(worker_id_suffix: str) -> Iterator[str]:
     """An empty PostgreSQL database of this test's own."""
     admin_url = asyncio.run(postgres_admin_url())
-    name = f"rappit_cli_{worker_id_suffix}"
+    name = f"rappit_cli_{worker_id_suffix}_{os.getpid()}"
     yield asyncio.run(recreate_database(admin_url, name))
     asyncio.run(_drop_database(admin_url, name))
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -37,12 +38,13 @@ async def _drop_database(admin_url: str, name: str) -> None:
 async def empty_database_url(
     request: pytest.FixtureRequest, tmp_path: Path, worker_id_suffix: str
 ) -> AsyncIterator[str]:
-    """A database with nothing in it (not the migrated test template)."""
+    """A database with nothing in it (not the migrated test template). The pid keeps two
+    test runs against the same server out of each other's way."""
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
         return
     admin_url = await postgres_admin_url()
-    name = f"rappit_migrations_{worker_id_suffix}"
+    name = f"rappit_migrations_{worker_id_suffix}_{os.getpid()}"
     url = await recreate_database(admin_url, name)
     try:
         yield url
