@@ -133,7 +133,11 @@ def describe_database(url: str) -> str:
     if parsed.get_backend_name() == "sqlite":
         return f"SQLite file {parsed.database}"
     user = f" as {parsed.username}" if parsed.username else ""
-    return f"PostgreSQL {parsed.host}:{parsed.port or 5432}/{parsed.database}{user}"
+    if parsed.host:
+        return f"PostgreSQL {parsed.host}:{parsed.port or 5432}/{parsed.database}{user}"
+    # A Unix socket directory given as ?host=..., or the default socket.
+    socket = parsed.query.get("host") or "the local socket"
+    return f"PostgreSQL database {parsed.database} via {socket}{user}"
 
 
 @dataclass(frozen=True)
