@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 from sqlalchemy import func, select
@@ -28,7 +27,7 @@ from rappit.auth.service import AuthContext, authenticate
 from rappit.cli import app
 from rappit.kit.db import create_engine, create_sessionmaker, unit_of_work
 from rappit.models import Base, Organization
-from tests.support.services import postgres_admin_url, recreate_database
+from tests.support.services import drop_database, postgres_admin_url, recreate_database
 
 MODEL_TABLES = set(Base.metadata.tables)
 
@@ -186,21 +185,13 @@ def test_org_create_with_an_empty_name_fails(runner: CliRunner, data_dir: Path, 
     assert _organization_count(_sqlite_url(data_dir)) == 0
 
 
-async def _drop_database(admin_url: str, name: str) -> None:
-    connection = await asyncpg.connect(admin_url)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
-
-
 @pytest.fixture
 def postgres_scratch_url(worker_id_suffix: str) -> Iterator[str]:
     """An empty PostgreSQL database of this test's own."""
     admin_url = asyncio.run(postgres_admin_url())
     name = f"rappit_cli_{worker_id_suffix}_{os.getpid()}"
     yield asyncio.run(recreate_database(admin_url, name))
-    asyncio.run(_drop_database(admin_url, name))
+    asyncio.run(drop_database(admin_url, name))
 
 
 def test_org_create_on_postgres_needs_db_upgrade_first(

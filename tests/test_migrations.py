@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -21,17 +20,9 @@ from sqlalchemy.engine import Connection
 from rappit.kit.db import create_engine
 from rappit.kit.migrations import alembic_config, check, upgrade
 from rappit.models import Base
-from tests.support.services import postgres_admin_url, recreate_database
+from tests.support.services import drop_database, postgres_admin_url, recreate_database
 
 MODEL_TABLES = set(Base.metadata.tables)
-
-
-async def _drop_database(admin_url: str, name: str) -> None:
-    connection = await asyncpg.connect(admin_url)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -49,7 +40,7 @@ async def empty_database_url(
     try:
         yield url
     finally:
-        await _drop_database(admin_url, name)
+        await drop_database(admin_url, name)
 
 
 async def _table_names(url: str) -> set[str]:
