@@ -6,13 +6,31 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Integer, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import contains_eager
 
 from rappit.kit.ids import uuid7
 from rappit.kit.sql import insert_ignore
 from rappit.kit.types import utcnow
 from rappit.models import InventoryMovement, Sku, StockLevel, Warehouse
+
+# Built once: the stock UPDATE runs for every reservation, release and consumption, and
+# building the expression each time costs more than executing it.
+_NEW_ON_HAND = StockLevel.on_hand + bindparam("on_hand_delta", type_=Integer)
+_NEW_RESERVED = StockLevel.reserved + bindparam("reserved_delta", type_=Integer)
+_CHANGE_LEVEL = (
+    update(StockLevel)
+    .where(
+        StockLevel.id == bindparam("level_id"),
+        StockLevel.organization_id == bindparam("org_id"),
+        _NEW_RESERVED >= 0,
+        _NEW_ON_HAND >= _NEW_RESERVED,
+    )
+    .values(on_hand=_NEW_ON_HAND, reserved=_NEW_RESERVED, updated_at=bindparam("now"))
+    .returning(StockLevel.on_hand, StockLevel.reserved)
+    .execution_options(synchronize_session=False)
+)
 
 
 class InventoryRepository:
@@ -45,14 +63,17 @@ class InventoryRepository:
         ids = sorted(set(sku_ids))
         if not ids:
             return []
+        # The warehouses come along (unlocked) so allocation needs no second round trip.
         statement = (
             select(StockLevel)
+            .join(StockLevel.warehouse)
+            .options(contains_eager(StockLevel.warehouse))
             .where(StockLevel.organization_id == self.organization_id, StockLevel.sku_id.in_(ids))
             .order_by(StockLevel.id)
-            .with_for_update()
+            .with_for_update(of=StockLevel)
             .execution_options(populate_existing=True)
         )
-        return list((await self.session.scalars(statement)).all())
+        return list((await self.session.scalars(statement)).unique().all())
 
     async def get_level(self, sku_id: uuid.UUID, warehouse_id: uuid.UUID) -> StockLevel | None:
         return await self.session.scalar(
@@ -71,21 +92,14 @@ class InventoryRepository:
         """Apply both deltas in one statement, only if the result keeps
         ``0 <= reserved <= on_hand``. Returns the new (on_hand, reserved), or None when the
         guard refused the change."""
-        new_on_hand = StockLevel.on_hand + on_hand_delta
-        new_reserved = StockLevel.reserved + reserved_delta
-        statement = (
-            update(StockLevel)
-            .where(
-                StockLevel.id == level_id,
-                StockLevel.organization_id == self.organization_id,
-                new_reserved >= 0,
-                new_on_hand >= new_reserved,
-            )
-            .values(on_hand=new_on_hand, reserved=new_reserved, updated_at=utcnow())
-            .returning(StockLevel.on_hand, StockLevel.reserved)
-            .execution_options(synchronize_session=False)
-        )
-        row = (await self.session.execute(statement)).one_or_none()
+        parameters = {
+            "level_id": level_id,
+            "org_id": self.organization_id,
+            "on_hand_delta": on_hand_delta,
+            "reserved_delta": reserved_delta,
+            "now": utcnow(),
+        }
+        row = (await self.session.execute(_CHANGE_LEVEL, parameters)).one_or_none()
         return None if row is None else (row[0], row[1])
 
     def add_movement(

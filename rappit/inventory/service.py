@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from rappit.inventory.repository import InventoryRepository
 from rappit.kit.errors import Conflict, InvalidInput, RappitError
@@ -29,6 +30,13 @@ class InventoryInvariantError(RappitError):
 
     status_code = 500
     code = "inventory_invariant"
+
+
+def _refresh(level: StockLevel, values: tuple[int, int]) -> None:
+    """Show the values the guarded UPDATE returned without marking the row dirty: a plain
+    assignment would make the flush write absolute values back, one statement too many."""
+    set_committed_value(level, "on_hand", values[0])
+    set_committed_value(level, "reserved", values[1])
 
 
 @dataclass(frozen=True)
@@ -127,7 +135,7 @@ class InventoryService:
             note=note,
             reference=reference,
         )
-        level.on_hand, level.reserved = changed
+        _refresh(level, changed)
         return level
 
     async def reserve(
@@ -148,8 +156,8 @@ class InventoryService:
         if quantity <= 0:
             return []
         levels = [level for level in locked_levels if level.sku_id == sku_id]
-        warehouses = await self.repository.warehouses(level.warehouse_id for level in levels)
-        candidates = [(level, warehouses[level.warehouse_id]) for level in levels]
+        # lock_levels loaded each level's warehouse with it.
+        candidates = [(level, level.warehouse) for level in levels]
         by_warehouse = {level.warehouse_id: level for level in levels}
         reservations: list[Reservation] = []
         for allocation in plan_allocation(quantity, candidates, preferred_warehouse_id):
@@ -161,7 +169,7 @@ class InventoryService:
                 # Cannot happen while the caller holds the row lock; on SQLite the writer lock
                 # plays that part. Skipping keeps "never oversell" even if a caller forgot.
                 continue
-            level.on_hand, level.reserved = changed
+            _refresh(level, changed)
             self.repository.add_movement(
                 sku_id=sku_id,
                 warehouse_id=allocation.warehouse_id,

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 from sqlalchemy import CheckConstraint, ForeignKey, Integer, UniqueConstraint, Uuid
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from rappit.models.base import Base, IdMixin, TenantMixin, TimestampMixin
+
+if TYPE_CHECKING:
+    from rappit.models.warehouse import Warehouse
 
 
 class StockLevel(IdMixin, TenantMixin, TimestampMixin, Base):
@@ -23,6 +27,8 @@ class StockLevel(IdMixin, TenantMixin, TimestampMixin, Base):
     warehouse_id: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("warehouses.id", ondelete="CASCADE"), index=True
     )
+    # Loaded explicitly (contains_eager) where allocation needs it; never lazily.
+    warehouse: Mapped[Warehouse] = relationship(lazy="raise", viewonly=True)
     on_hand: Mapped[int] = mapped_column(Integer, default=0)
     reserved: Mapped[int] = mapped_column(Integer, default=0)
 

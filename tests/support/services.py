@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from sqlalchemy.engine import make_url
 
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 _pgserver: Any = None
@@ -37,7 +38,6 @@ def _admin_url_from_env() -> str | None:
 
 async def postgres_admin_url() -> str:
     """A plain ``postgresql://`` URL of a database we may CREATE DATABASE from."""
-    global _pgserver
     configured = _admin_url_from_env()
     if configured:
         if not await _can_connect(configured):
@@ -45,6 +45,13 @@ async def postgres_admin_url() -> str:
         return configured
     if await _can_connect(LOCAL_POSTGRES):
         return LOCAL_POSTGRES
+    return throwaway_postgres_url()
+
+
+def throwaway_postgres_url() -> str:
+    """Start (once per process) a private PostgreSQL from the ``pgserver`` package, which ships
+    real server binaries, and return its admin URL (a Unix socket in a temporary folder)."""
+    global _pgserver
     if _pgserver is None:
         import pgserver
 
@@ -61,11 +68,9 @@ async def recreate_database(admin_url: str, name: str) -> str:
         await connection.execute(f'CREATE DATABASE "{name}"')
     finally:
         await connection.close()
-    base, _, _ = admin_url.rpartition("/")
-    query = ""
-    if "?" in admin_url:
-        query = "?" + admin_url.split("?", 1)[1]
-    return f"{base}/{name}{query}".replace("postgresql://", "postgresql+asyncpg://", 1)
+    # make_url, not string slicing: pgserver's URL carries a socket path in its query string.
+    url = make_url(admin_url).set(drivername="postgresql+asyncpg", database=name)
+    return url.render_as_string(hide_password=False)
 
 
 async def drop_database(admin_url: str, name: str) -> None:
