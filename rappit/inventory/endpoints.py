@@ -80,13 +80,7 @@ async def list_inventory(
         sku_id=sku_id, warehouse_id=warehouse_id
     )
     items = [
-        StockLevelRead(
-            sku=sku_row.code,
-            warehouse=warehouse_row.code,
-            on_hand=level.on_hand,
-            reserved=level.reserved,
-            available=level.available,
-        )
+        StockLevelRead.of(level, sku_code=sku_row.code, warehouse_code=warehouse_row.code)
         for level, sku_row, warehouse_row in rows
     ]
     return Page(items=items, next_cursor=None)
@@ -113,13 +107,7 @@ async def create_adjustment(
             session,
             partial(allocate_backorders, runtime.sessionmaker, auth.organization_id, sku.id),
         )
-    return StockLevelRead(
-        sku=sku.code,
-        warehouse=warehouse.code,
-        on_hand=level.on_hand,
-        reserved=level.reserved,
-        available=level.available,
-    )
+    return StockLevelRead.of(level, sku_code=sku.code, warehouse_code=warehouse.code)
 
 
 async def allocate_backorders(

@@ -5,6 +5,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rappit.models import StockLevel
+
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$"
 
 
@@ -47,6 +49,16 @@ class StockLevelRead(BaseModel):
     on_hand: int
     reserved: int
     available: int
+
+    @classmethod
+    def of(cls, level: StockLevel, *, sku_code: str, warehouse_code: str) -> StockLevelRead:
+        return cls(
+            sku=sku_code,
+            warehouse=warehouse_code,
+            on_hand=level.on_hand,
+            reserved=level.reserved,
+            available=level.available,
+        )
 
 
 class MovementRead(BaseModel):
