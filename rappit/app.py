@@ -13,38 +13,39 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rappit import __version__
 from rappit.config import Settings, get_settings
-from rappit.kit.crypto import SecretBox
-from rappit.kit.db import create_engine, create_sessionmaker, ping
+from rappit.kit.db import ping
 from rappit.kit.errors import RappitError
-from rappit.kit.fastapi import Runtime
+from rappit.runtime import Runtime, build_runtime
+from rappit.wiring import Background
 
 logger = logging.getLogger(__name__)
 
 
-def build_runtime(settings: Settings) -> Runtime:
-    engine = create_engine(
-        settings.sqlalchemy_database_url(), pool_size=settings.database_pool_size
-    )
-    return Runtime(
-        settings=settings,
-        engine=engine,
-        sessionmaker=create_sessionmaker(engine),
-        secret_box=SecretBox(settings.resolved_secret_key()),
-    )
-
-
-def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    runtime: Runtime | None = None,
+    *,
+    background: bool = False,
+) -> FastAPI:
+    """The HTTP app. ``background=True`` also runs the workers and the scheduler in this
+    process (the embedded default, ``rappit serve``)."""
     settings = settings or (runtime.settings if runtime else get_settings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = runtime is None
         app.state.runtime = runtime or build_runtime(settings)
+        worker_side = Background(app.state.runtime) if background else None
+        if worker_side is not None:
+            worker_side.start()
         try:
             yield
         finally:
+            # Workers first: they may still need the database and Redis to finish their jobs.
+            if worker_side is not None:
+                await worker_side.stop()
             if owned:
-                await app.state.runtime.engine.dispose()
+                await app.state.runtime.close()
 
     app = FastAPI(
         title="Rappit",
@@ -102,4 +103,4 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(500, "internal_error", "an unexpected error occurred")
 
 
-__all__ = ["build_runtime", "create_app", "ping"]
+__all__ = ["create_app"]

@@ -39,6 +39,7 @@ from rappit.kit.errors import RappitError
 from rappit.kit.logging import configure_logging, logging_config
 from rappit.kit.migrations import alembic_config, check, upgrade
 from rappit.organizations.service import create_organization
+from rappit.queues.connection import redacted
 
 app = typer.Typer(
     name="rappit",
@@ -244,16 +245,23 @@ def serve(host: HostOption = None, port: PortOption = None) -> None:
             ("API", f"{base}  (docs: {base}/docs)"),
             ("Database", database),
             ("Data dir", str(settings.data_dir.resolve())),
+            ("Queue", _describe_redis(settings)),
             ("API key", 'rappit org create "My Shop"  (prints a key, once)'),
         ],
     )
     _run_embedded(settings, host, port)
 
 
+def _describe_redis(settings: Settings) -> str:
+    if settings.redis_url:
+        return f"Redis at {redacted(settings.redis_url)}"
+    return f"embedded Redis in {(settings.data_dir / 'redis').resolve()} (append-only file)"
+
+
 def _run_embedded(settings: Settings, host: str, port: int) -> None:
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings),
+            create_app(settings, background=True),
             host=host,
             port=port,
             log_config=logging_config(settings.log_level),
@@ -261,9 +269,9 @@ def _run_embedded(settings: Settings, host: str, port: int) -> None:
     )
 
     async def main() -> None:
-        # The HTTP server handles SIGINT/SIGTERM with a graceful shutdown. The embedded queue
-        # workers and scheduler belong here as sibling tasks: started before the server, stopped
-        # once it has returned.
+        # The HTTP server handles SIGINT/SIGTERM with a graceful shutdown; the app's lifespan
+        # starts the queue workers and the scheduler with it and stops them (in-flight jobs
+        # finish first) before the embedded Redis goes down.
         await server.serve()
 
     # Once shut down, uvicorn raises the signal it handled again; under the default handler that

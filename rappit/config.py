@@ -46,6 +46,26 @@ class Settings(BaseSettings):
     page_size_default: int = Field(default=50, ge=1)
     page_size_max: int = Field(default=200, ge=1)
 
+    # Queues (BullMQ on Redis).
+    queue_prefix: str = Field(default="bull", min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")
+    job_attempts: int = Field(default=5, ge=1, le=25)
+    job_backoff_ms: int = Field(default=1000, ge=0)
+    # How long a job may go without its worker renewing the lock before another worker takes it
+    # over (a worker killed with SIGKILL renews nothing).
+    job_lock_duration_ms: int = Field(default=30_000, ge=1000)
+    job_stalled_interval_ms: int = Field(default=30_000, ge=500)
+    # Seconds a worker blocks on an empty queue; lower means quicker pick-up after a pause.
+    worker_drain_delay_s: int = Field(default=1, ge=1)
+    # Per-queue concurrency of one worker process, e.g. {"webhook-processing": 16}.
+    worker_concurrency: dict[str, int] = Field(default_factory=dict)
+    worker_default_concurrency: int = Field(default=4, ge=1, le=256)
+    worker_shutdown_timeout_s: float = Field(default=30.0, gt=0)
+    # Wait before a worker tries Redis again after losing it.
+    worker_reconnect_delay_ms: int = Field(default=2000, ge=50)
+    # Rows standing for pending work with no job after this many seconds are enqueued again.
+    sweep_interval_s: int = Field(default=30, ge=1)
+    sweep_after_s: int = Field(default=60, ge=1)
+
     @property
     def is_production(self) -> bool:
         return self.env == Environment.PRODUCTION

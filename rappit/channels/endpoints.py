@@ -16,9 +16,10 @@ from rappit.channels.schemas import (
     LocationRead,
 )
 from rappit.channels.service import ChannelService
-from rappit.kit.fastapi import DbSession, RuntimeDep
+from rappit.kit.fastapi import DbSession
 from rappit.kit.pagination import Page
 from rappit.models import ChannelLocation
+from rappit.runtime import RuntimeDep
 
 router = APIRouter(tags=["channels"])
 

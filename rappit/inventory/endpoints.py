@@ -23,11 +23,12 @@ from rappit.inventory.schemas import (
 from rappit.inventory.service import InventoryService
 from rappit.kit.db import after_commit, unit_of_work
 from rappit.kit.errors import Conflict
-from rappit.kit.fastapi import DbSession, RuntimeDep
+from rappit.kit.fastapi import DbSession
 from rappit.kit.pagination import Page, paginate
 from rappit.kit.sql import add_unique
 from rappit.models import InventoryMovement, Warehouse
 from rappit.orders.service import OrderService
+from rappit.runtime import RuntimeDep
 
 logger = logging.getLogger(__name__)
 

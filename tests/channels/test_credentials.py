@@ -17,7 +17,7 @@ from rappit.channels.service import (
 from rappit.kit.crypto import SecretBox
 from rappit.kit.db import unit_of_work
 from rappit.kit.errors import ConfigurationError, NotFound
-from rappit.kit.fastapi import Runtime
+from rappit.runtime import Runtime
 from tests.channels.factories import ACCESS_TOKEN, WEBHOOK_SECRET, channel_body, create_channel
 from tests.conftest import Tenant, TestDatabase
 

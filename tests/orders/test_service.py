@@ -381,7 +381,7 @@ async def test_creating_the_sku_through_the_api_resolves_waiting_orders(
     from rappit.app import create_app
     from rappit.config import Environment, Settings
     from rappit.kit.crypto import SecretBox
-    from rappit.kit.fastapi import Runtime
+    from rappit.runtime import Runtime
     from tests.support.factories import TEST_SECRET_KEY
 
     await shop.apply(channel_order("1001", [line("L1", 2, sku="NEW-1", variant="777")]))

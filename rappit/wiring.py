@@ -1,0 +1,106 @@
+"""Wiring of the background side: which handler runs which job, which jobs are periodic, and
+how workers are configured. The queue package knows no domain; this module introduces them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from rappit.config import Settings
+from rappit.queues import scheduler
+from rappit.queues.names import WORK_QUEUES, QueueName
+from rappit.queues.scheduler import PeriodicJob
+from rappit.queues.sweeper import sweep_handler
+from rappit.queues.worker import HandlerRegistry, WorkerManager, WorkerOptions
+from rappit.runtime import Runtime
+from rappit.webhooks import tasks as webhook_tasks
+
+logger = logging.getLogger(__name__)
+
+
+def handler_registry(runtime: Runtime) -> HandlerRegistry:
+    assert runtime.queue is not None, "workers need a queue client"
+    settings = runtime.settings
+    registry = HandlerRegistry()
+    registry.register(
+        QueueName.WEBHOOK_PROCESSING,
+        webhook_tasks.SWEEP_JOB,
+        sweep_handler(
+            runtime.sessionmaker,
+            runtime.queue,
+            webhook_tasks.pending_process_jobs,
+            older_than_s=settings.sweep_after_s,
+        ),
+    )
+    return registry
+
+
+def periodic_jobs(settings: Settings) -> list[PeriodicJob]:
+    return [
+        PeriodicJob(
+            "webhooks-sweep",
+            QueueName.WEBHOOK_PROCESSING,
+            webhook_tasks.SWEEP_JOB,
+            settings.sweep_interval_s * 1000,
+        )
+    ]
+
+
+def worker_options(
+    settings: Settings, concurrency: int | None = None
+) -> dict[QueueName, WorkerOptions]:
+    return {
+        queue: WorkerOptions(
+            concurrency=concurrency
+            or settings.worker_concurrency.get(queue.value, settings.worker_default_concurrency),
+            lock_duration_ms=settings.job_lock_duration_ms,
+            stalled_interval_ms=settings.job_stalled_interval_ms,
+            drain_delay_s=settings.worker_drain_delay_s,
+            reconnect_delay_ms=settings.worker_reconnect_delay_ms,
+        )
+        for queue in WORK_QUEUES
+    }
+
+
+@dataclass
+class Background:
+    """Workers (and optionally the scheduler) inside one process: ``rappit worker``,
+    ``rappit scheduler`` and the embedded ``rappit serve``."""
+
+    runtime: Runtime
+    queues: Sequence[QueueName] = WORK_QUEUES
+    concurrency: int | None = None
+    run_workers: bool = True
+    run_scheduler: bool = True
+    registry: HandlerRegistry | None = None
+    _manager: WorkerManager | None = field(default=None, init=False)
+    _scheduler_task: asyncio.Task[None] | None = field(default=None, init=False)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+
+    def start(self) -> None:
+        client = self.runtime.queue
+        assert client is not None, "background work needs a queue client"
+        if self.run_workers:
+            registry = self.registry or handler_registry(self.runtime)
+            self._manager = WorkerManager(
+                client,
+                registry,
+                list(self.queues),
+                worker_options(self.runtime.settings, self.concurrency),
+            )
+            self._manager.start()
+        if self.run_scheduler:
+            self._scheduler_task = asyncio.create_task(
+                scheduler.run(client, periodic_jobs(self.runtime.settings), self._stop)
+            )
+
+    async def stop(self) -> bool:
+        self._stop.set()
+        finished = True
+        if self._manager is not None:
+            finished = await self._manager.stop(self.runtime.settings.worker_shutdown_timeout_s)
+        if self._scheduler_task is not None:
+            await self._scheduler_task
+        return finished
