@@ -13,7 +13,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rappit import __version__
 from rappit.config import Settings, get_settings
-from rappit.kit.db import ping
 from rappit.kit.errors import RappitError
 from rappit.runtime import Runtime, build_runtime
 from rappit.wiring import Background

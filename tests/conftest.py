@@ -23,10 +23,10 @@ from rappit.app import create_app
 from rappit.config import Environment, Settings
 from rappit.kit.crypto import SecretBox
 from rappit.kit.db import create_engine, create_sessionmaker, unit_of_work
-from rappit.runtime import Runtime
 from rappit.kit.migrations import upgrade
 from rappit.models import Base
 from rappit.organizations.service import create_organization
+from rappit.runtime import Runtime
 from tests.support.factories import TEST_SECRET_KEY
 from tests.support.services import drop_database, postgres_admin_url, recreate_database
 

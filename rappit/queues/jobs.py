@@ -45,5 +45,5 @@ def job_options(request: JobRequest, *, attempts: int, backoff_ms: int) -> dict[
 
 
 def retry_delays_ms(attempts: int, backoff_ms: int) -> list[int]:
-    """The waits between attempts BullMQ's exponential backoff schedules: base, 2 * base, 4 * base..."""
+    """Waits between attempts under exponential backoff: base, 2 * base, 4 * base..."""
     return [backoff_ms * 2**n for n in range(attempts - 1)]
