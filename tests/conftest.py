@@ -26,9 +26,16 @@ from rappit.kit.db import create_engine, create_sessionmaker, unit_of_work
 from rappit.kit.migrations import upgrade
 from rappit.models import Base
 from rappit.organizations.service import create_organization
+from rappit.queues.client import QueueClient
+from rappit.queues.enqueue import SESSION_QUEUE_KEY
 from rappit.runtime import Runtime
 from tests.support.factories import TEST_SECRET_KEY
-from tests.support.services import drop_database, postgres_admin_url, recreate_database
+from tests.support.services import (
+    drop_database,
+    postgres_admin_url,
+    recreate_database,
+    redis_test_url,
+)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -179,3 +186,57 @@ async def api(client: httpx.AsyncClient, tenant: Tenant) -> AsyncIterator[httpx.
 @pytest.fixture
 def anyio_backend() -> Iterator[str]:
     return "asyncio"
+
+
+# --- Redis ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+async def redis_url() -> str:
+    return await redis_test_url()
+
+
+@pytest.fixture
+async def queue_client(redis_url: str) -> AsyncIterator[QueueClient]:
+    """A queue client on real Redis under a key prefix of its own, so tests never see each
+    other's jobs; its keys are deleted afterwards."""
+    prefix = f"test{uuid.uuid4().hex[:12]}"
+    client = QueueClient(redis_url, prefix=prefix, attempts=3, backoff_ms=50)
+    try:
+        yield client
+    finally:
+        keys = [key async for key in client.redis.scan_iter(match=f"{prefix}:*", count=1000)]
+        if keys:
+            await client.redis.delete(*keys)
+        await client.close()
+
+
+@pytest.fixture
+def queue_settings(settings: Settings, redis_url: str, queue_client: QueueClient) -> Settings:
+    """Settings for tests that run workers: short locks and stall checks, quick reconnects."""
+    return settings.model_copy(
+        update={
+            "redis_url": redis_url,
+            "queue_prefix": queue_client.prefix,
+            "job_attempts": 3,
+            "job_backoff_ms": 50,
+            "job_lock_duration_ms": 2000,
+            "job_stalled_interval_ms": 1000,
+            "worker_reconnect_delay_ms": 200,
+            "worker_shutdown_timeout_s": 10.0,
+        }
+    )
+
+
+@pytest.fixture
+def queue_runtime(
+    queue_settings: Settings, database: TestDatabase, queue_client: QueueClient
+) -> Runtime:
+    """A runtime whose sessions enqueue after commit to ``queue_client``."""
+    return Runtime(
+        settings=queue_settings,
+        engine=database.engine,
+        sessionmaker=create_sessionmaker(database.engine, info={SESSION_QUEUE_KEY: queue_client}),
+        secret_box=SecretBox(TEST_SECRET_KEY),
+        queue=queue_client,
+    )
