@@ -58,12 +58,17 @@ async def test_a_rollback_drops_the_jobs(queue_runtime: Runtime, tenant: Tenant)
     client = queue_runtime.queue
     assert client is not None
     event_id = None
-    with pytest.raises(RuntimeError, match="boom"):
+
+    async def fails_after_enqueue() -> None:
+        nonlocal event_id
         async with unit_of_work(queue_runtime.sessionmaker) as session:
             event = await _event(session, tenant)
             event_id = event.id
             enqueue(session, process_job(tenant.organization_id, event.id))
             raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await fails_after_enqueue()
     assert await client.get_job(QUEUE, f"webhook-event.{event_id}") is None
     assert (await client.counts())["webhook-processing"]["waiting"] == 0
 
