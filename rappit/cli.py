@@ -31,6 +31,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.panel import Panel
 from rich.table import Table
 from sqlalchemy.engine import Connection, make_url
@@ -768,6 +769,20 @@ def queue_stats(
     console.print(_stats_table(counts))
 
 
+def _print_wide(table: Table) -> None:
+    """A terminal gets the table fitted to its width; a pipe or file gets every value whole
+    (ids to hand to `dlq retry`, for one), however wide the lines become."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    natural = Measurement.get(console, console.options.update_width(100_000), table).maximum
+    Console(highlight=False, width=max(natural, console.width)).print(table)
+
+
+def _shortened(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 # --- dlq -----------------------------------------------------------------------------------------
 
 
@@ -811,7 +826,7 @@ def dlq_list(
     table.add_column("job id", overflow="fold")
     table.add_column("attempts", justify="right")
     table.add_column("failed at")
-    table.add_column("error", no_wrap=True, overflow="ellipsis", ratio=1)
+    table.add_column("error")
     for item in shown:
         failed_at = f"{item.failed_at:%Y-%m-%d %H:%M:%S} UTC" if item.failed_at else "-"
         table.add_row(
@@ -821,9 +836,9 @@ def dlq_list(
             escape(item.job_id),
             str(item.attempts),
             failed_at,
-            escape(_first_line(item.error) if item.error else ""),
+            escape(_shortened(_first_line(item.error)) if item.error else ""),
         )
-    console.print(table)
+    _print_wide(table)
     if len(letters) > len(shown):
         err_console.print(f"Showing {len(shown)} of {len(letters)}; see --limit.")
 
