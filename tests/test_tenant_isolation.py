@@ -8,13 +8,20 @@ with the API.
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
 
+from rappit.app import create_app
 from rappit.kit.db import unit_of_work
 from rappit.models import Channel, WebhookEvent
 from rappit.orders.service import OrderService
+from rappit.queues.client import QueueClient
+from rappit.queues.jobs import JobRequest
+from rappit.queues.names import QueueName
+from rappit.runtime import Runtime
 from tests.conftest import Tenant, TestDatabase
 from tests.support.factories import channel_order, line
 
@@ -41,6 +48,14 @@ OWN_CREATES = {
     ("post", "/api/v1/products"),
     ("post", "/api/v1/channels"),
 }
+# Dead letters live in Redis: replaying another organisation's is a 404; purging acts on the
+# caller's own (none here), and the first organisation's entry must survive it.
+QUEUE_WRITES: dict[tuple[str, str], int] = {
+    ("post", "/api/v1/dead-letters/{letter_id}/replay"): 404,
+    ("delete", "/api/v1/dead-letters"): 200,
+}
+# Aggregates over every organisation, with no tenant data in them.
+AGGREGATE_READS = {"/api/v1/queues"}
 # Read routes whose filter names the first organisation's objects by code: 404, not empty.
 FILTERED_READS: dict[str, dict[str, str]] = {
     "/api/v1/inventory": {"sku": "A-1"},
@@ -48,8 +63,16 @@ FILTERED_READS: dict[str, dict[str, str]] = {
 }
 
 
+@pytest.fixture
+async def queue_api(queue_runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    """The API of a process with a queue, so the dead-letter routes answer."""
+    transport = httpx.ASGITransport(app=create_app(runtime=queue_runtime))
+    async with httpx.AsyncClient(transport=transport, base_url="http://rappit.test") as http:
+        yield http
+
+
 async def _seed_first_tenant(
-    api: httpx.AsyncClient, database: TestDatabase, tenant: Tenant
+    api: httpx.AsyncClient, database: TestDatabase, tenant: Tenant, queue_client: QueueClient
 ) -> dict[str, str]:
     headers = tenant.headers
     warehouse = await api.post(
@@ -98,7 +121,19 @@ async def _seed_first_tenant(
         )
         session.add(event)
         await session.flush()
+    # A job of the first organisation that used up its attempts.
+    await queue_client.add(
+        JobRequest(
+            QueueName.WEBHOOK_PROCESSING,
+            "process",
+            str(event.id),
+            {"organization_id": str(tenant.organization_id)},
+        )
+    )
+    job = await queue_client.get_job(QueueName.WEBHOOK_PROCESSING, str(event.id))
+    await queue_client.dead_letter(QueueName.WEBHOOK_PROCESSING, job, "ValueError: boom")
     return {
+        "letter_id": f"webhook-processing.{event.id}",
         "product_id": product.json()["id"],
         "channel_id": channel_id,
         "order_id": str(result.order.id),
@@ -118,14 +153,24 @@ def _admin_operations(api: httpx.AsyncClient) -> list[tuple[str, str]]:
 
 async def test_every_route_is_swept(client: httpx.AsyncClient) -> None:
     for method, path in _admin_operations(client):
-        covered = method == "get" or (method, path) in WRITE_BODIES or (method, path) in OWN_CREATES
+        covered = (
+            method == "get"
+            or (method, path) in WRITE_BODIES
+            or (method, path) in OWN_CREATES
+            or (method, path) in QUEUE_WRITES
+        )
         assert covered, f"{method.upper()} {path} has no tenant-isolation case"
 
 
 async def test_another_organisation_sees_nothing(
-    client: httpx.AsyncClient, database: TestDatabase, tenant: Tenant, other_tenant: Tenant
+    queue_api: httpx.AsyncClient,
+    database: TestDatabase,
+    queue_client: QueueClient,
+    tenant: Tenant,
+    other_tenant: Tenant,
 ) -> None:
-    ids = await _seed_first_tenant(client, database, tenant)
+    client = queue_api
+    ids = await _seed_first_tenant(client, database, tenant, queue_client)
     # The second organisation has a warehouse of the same code, so a leak could not hide
     # behind "warehouse not found".
     await client.post(
@@ -141,10 +186,16 @@ async def test_another_organisation_sees_nothing(
             response = await client.get(url, params=params, headers=other_tenant.headers)
             if "{" in path or params:
                 assert response.status_code == 404, f"GET {path}: {response.status_code}"
+            elif path in AGGREGATE_READS:
+                assert response.status_code == 200, f"GET {path}: {response.status_code}"
             elif path == "/api/v1/warehouses":
                 assert [w["name"] for w in response.json()["items"]] == ["Other"]
             else:
                 assert response.json() == {"items": [], "next_cursor": None}, f"GET {path}"
+        elif (method, path) in QUEUE_WRITES:
+            response = await client.request(method, url, headers=other_tenant.headers)
+            expected = QUEUE_WRITES[(method, path)]
+            assert response.status_code == expected, f"{method.upper()} {path}: {response.text}"
         else:
             response = await client.request(
                 method, url, json=WRITE_BODIES[(method, path)], headers=other_tenant.headers
@@ -158,6 +209,8 @@ async def test_another_organisation_sees_nothing(
     assert [(i["on_hand"], i["reserved"]) for i in levels.json()["items"]] == [(5, 1)]
     channel = await client.get(f"/api/v1/channels/{ids['channel_id']}", headers=tenant.headers)
     assert channel.json()["name"] == "Shop"
+    letters = await client.get("/api/v1/dead-letters", headers=tenant.headers)
+    assert [letter["id"] for letter in letters.json()["items"]] == [ids["letter_id"]]
 
 
 async def test_what_one_organisation_creates_the_other_cannot_list(
