@@ -1,0 +1,521 @@
+"""No-op jobs per second through Rappit's queue layer, against bare BullMQ in the same run.
+
+    .venv/bin/python bench/queue.py [--redis-url URL] [--jobs N] [--processes 1 2]
+                                    [--concurrency 32] [--rounds 3] [--log-level INFO]
+
+For each number of worker processes (separate OS processes: this script started again with
+``--worker``, each with the same concurrency) and two modes:
+
+- *add + process*: the workers wait on an empty queue; the clock runs from the first add of the
+  N jobs to the last completion, so the producer's cost is part of the result.
+- *backlog*: the N jobs already wait in a paused queue; the clock runs from the resume to the
+  last completion (the workers alone).
+
+Rappit: ``QueueClient.add_many`` with ``JobRequest``s carrying deterministic ids (with them
+the layer's job options: attempts, exponential backoff, completed kept 24 h, failed 7 days),
+consumed by ``QueueWorker``s running a registered async no-op handler, logging configured as
+the CLI configures it (``--log-level``, default INFO as in production; lines go to a file).
+bare: ``bullmq.Queue.addBulk`` with no options and ``bullmq.Worker`` with a no-op processor,
+the same concurrency and the same Redis connection settings (``socket_timeout=None``).
+Completion is the queue's completed count reaching N, polled every 20 ms. Each cell runs
+``--rounds`` times (sides alternating which goes first); the medians are reported.
+
+Every cell uses its own key prefix (``rappit-bench-queue-<pid>-...``), deleted at the end. The
+results table is printed and written into docs/benchmarks.md between this script's markers.
+Numbers are only comparable within one run: the ratio is the result.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# This file is named like the standard library's ``queue`` module, which redis-py and
+# concurrent.futures import: run as a script, its own folder would come first on sys.path and
+# shadow it.
+if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    del sys.path[0]
+
+import argparse
+import asyncio
+import os
+import platform
+import re
+import signal
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, BinaryIO
+
+import redis
+from bullmq import Job, Queue, Worker
+from rich.console import Console
+from rich.table import Table
+
+from rappit import __version__
+from rappit.kit.logging import configure_logging
+from rappit.queues.client import QueueClient
+from rappit.queues.connection import connection_kwargs, redacted
+from rappit.queues.jobs import JobRequest
+from rappit.queues.names import QueueName
+from rappit.queues.worker import (
+    HandlerRegistry,
+    JobContext,
+    QueueWorker,
+    WorkerOptions,
+)
+
+QUEUE = QueueName.WEBHOOK_PROCESSING
+JOB_NAME = "bench.noop"
+MODES = ("add + process", "backlog")
+SIDES = ("rappit", "bare")
+POLL_S = 0.02
+# After a worker process is up: time for its BullMQ worker to open its connections and block
+# on the queue before the clock starts.
+SETTLE_S = 1.0
+READY_TIMEOUT_S = 60.0
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+START_MARK = "<!-- bench/queue.py: start -->"
+END_MARK = "<!-- bench/queue.py: end -->"
+
+console = Console()
+
+
+@dataclass(frozen=True)
+class Result:
+    mode: str
+    processes: int
+    # Jobs per second, one value per round.
+    rappit_rounds: list[float]
+    bare_rounds: list[float]
+
+    @property
+    def rappit(self) -> float:
+        return statistics.median(self.rappit_rounds)
+
+    @property
+    def bare(self) -> float:
+        return statistics.median(self.bare_rounds)
+
+    @property
+    def ratio(self) -> float:
+        return self.rappit / self.bare
+
+    @property
+    def round_ratios(self) -> list[float]:
+        return [r / b for r, b in zip(self.rappit_rounds, self.bare_rounds, strict=True)]
+
+
+# --- worker processes --------------------------------------------------------------------------
+
+
+async def rappit_noop(_: JobContext) -> None:
+    return None
+
+
+async def bare_noop(_job: Job, _token: str) -> None:
+    return None
+
+
+async def worker_main(arguments: argparse.Namespace) -> None:
+    """One worker process: take jobs until SIGTERM, then close the worker."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    if arguments.worker == "rappit":
+        configure_logging(arguments.log_level)
+        client = QueueClient(arguments.redis_url, prefix=arguments.prefix)
+        registry = HandlerRegistry()
+        registry.register(QUEUE, JOB_NAME, rappit_noop)
+        worker = QueueWorker(
+            QUEUE,
+            registry.for_queue(QUEUE),
+            client,
+            WorkerOptions(concurrency=arguments.concurrency),
+        )
+        worker.start()
+        await client.ping()
+        await asyncio.sleep(SETTLE_S)
+        print("ready", flush=True)
+        await stop.wait()
+        await worker.close(timeout_s=10)
+        await client.close()
+    else:
+        bare = Worker(
+            QUEUE.value,
+            bare_noop,
+            {
+                "connection": connection_kwargs(arguments.redis_url),
+                "prefix": arguments.prefix,
+                "concurrency": arguments.concurrency,
+            },
+        )
+        await bare.client.ping()
+        await asyncio.sleep(SETTLE_S)
+        print("ready", flush=True)
+        await stop.wait()
+        await bare.close()
+
+
+def _open_log(path: Path) -> BinaryIO:
+    return path.open("wb")  # handed to the child process as its stderr
+
+
+async def start_workers(
+    arguments: argparse.Namespace, side: str, prefix: str, processes: int, logs: Path
+) -> list[asyncio.subprocess.Process]:
+    started = []
+    for index in range(processes):
+        log = _open_log(logs / f"{prefix}-{index}.log")
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                __file__,
+                "--worker",
+                side,
+                "--prefix",
+                prefix,
+                "--redis-url",
+                arguments.redis_url,
+                "--concurrency",
+                str(arguments.concurrency),
+                "--log-level",
+                arguments.log_level,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log,
+            )
+        finally:
+            log.close()
+        started.append(process)
+    for index, process in enumerate(started):
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), READY_TIMEOUT_S)
+        if line.strip() != b"ready":
+            tail = (logs / f"{prefix}-{index}.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{side} worker process did not start:\n{tail}")
+    return started
+
+
+async def stop_workers(processes: list[asyncio.subprocess.Process]) -> None:
+    for process in processes:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            await asyncio.wait_for(process.wait(), 20)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+# --- producers ---------------------------------------------------------------------------------
+
+
+class RappitSide:
+    def __init__(self, url: str, prefix: str) -> None:
+        self.client = QueueClient(url, prefix=prefix)
+        self.queue = self.client.queue(QUEUE)
+
+    async def add(self, jobs: int) -> None:
+        await self.client.add_many(
+            [JobRequest(QUEUE, JOB_NAME, f"noop-{index}", {"i": index}) for index in range(jobs)]
+        )
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+class BareSide:
+    def __init__(self, url: str, prefix: str) -> None:
+        self.queue = Queue(QUEUE.value, {"connection": connection_kwargs(url), "prefix": prefix})
+
+    async def add(self, jobs: int) -> None:
+        await self.queue.addBulk(
+            [{"name": JOB_NAME, "data": {"i": index}} for index in range(jobs)]
+        )
+
+    async def close(self) -> None:
+        await self.queue.close()
+
+
+async def wait_completed(queue: Queue, jobs: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        counts: dict[str, Any] = await queue.getJobCounts("completed", "failed")
+        if int(counts.get("failed", 0)):
+            raise RuntimeError(f"{counts['failed']} job(s) failed")
+        if int(counts.get("completed", 0)) >= jobs:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {counts.get('completed', 0)} of {jobs} jobs completed")
+        await asyncio.sleep(POLL_S)
+
+
+async def run_cell(
+    arguments: argparse.Namespace, side: str, mode: str, processes: int, prefix: str, logs: Path
+) -> float:
+    """Jobs per second for one side, mode and number of worker processes."""
+    producer: RappitSide | BareSide = (
+        RappitSide(arguments.redis_url, prefix)
+        if side == "rappit"
+        else BareSide(arguments.redis_url, prefix)
+    )
+    workers: list[asyncio.subprocess.Process] = []
+    try:
+        if mode == "backlog":
+            await producer.queue.pause()
+            await producer.add(arguments.jobs)
+        workers = await start_workers(arguments, side, prefix, processes, logs)
+        started = time.perf_counter()
+        if mode == "backlog":
+            await producer.queue.resume()
+        else:
+            await producer.add(arguments.jobs)
+        await wait_completed(producer.queue, arguments.jobs, arguments.timeout)
+        elapsed = time.perf_counter() - started
+    finally:
+        await stop_workers(workers)
+        await producer.close()
+    return arguments.jobs / elapsed
+
+
+def delete_keys(url: str, pattern: str) -> int:
+    client = redis.Redis(**connection_kwargs(url))
+    deleted = 0
+    try:
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                deleted += client.unlink(*batch)
+                batch.clear()
+        if batch:
+            deleted += client.unlink(*batch)
+    finally:
+        client.close()
+    return deleted
+
+
+# --- environment and report --------------------------------------------------------------------
+
+
+def _memory() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    return "unknown"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _redis_description(url: str) -> str:
+    client = redis.Redis(**connection_kwargs(url), decode_responses=True)
+    try:
+        version = client.info("server").get("redis_version", "unknown")
+        appendonly = client.config_get("appendonly").get("appendonly", "?")
+    finally:
+        client.close()
+    return f"{version} (appendonly {appendonly}, same machine, reached over TCP)"
+
+
+def _command() -> str:
+    arguments = [redacted(argument) if "://" in argument else argument for argument in sys.argv[1:]]
+    return " ".join([".venv/bin/python bench/queue.py", *arguments])
+
+
+def _package_version(name: str) -> str:
+    from importlib.metadata import version
+
+    return version(name)
+
+
+COLUMNS = ("mode", "processes", "Rappit jobs/s", "bare jobs/s", "Rappit/bare", "by round")
+TARGET = 0.8
+
+
+def _cells(result: Result) -> list[str]:
+    return [
+        result.mode,
+        str(result.processes),
+        f"{result.rappit:,.0f}",
+        f"{result.bare:,.0f}",
+        f"{result.ratio:.2f}",
+        " ".join(f"{ratio:.2f}" for ratio in result.round_ratios),
+    ]
+
+
+def render_markdown(
+    results: list[Result],
+    machine: list[tuple[str, str]],
+    arguments: argparse.Namespace,
+) -> str:
+    met = all(result.ratio >= TARGET for result in results)
+    lowest = min(result.ratio for result in results)
+    lines = [
+        START_MARK,
+        "## Queue throughput (`bench/queue.py`)",
+        "",
+        "No-op jobs per second through Rappit's queue layer against bare BullMQ (the Python "
+        "package Rappit runs on), same Redis, same run. Rappit: `QueueClient.add_many` with "
+        "`JobRequest`s carrying deterministic ids (and so the layer's job options: attempts "
+        "with exponential backoff, completed jobs kept 24 h, failed 7 days), consumed by "
+        "`QueueWorker`s running a registered async no-op handler, with logging configured as "
+        "the CLI does at the given level (one *job started* and one *job done* line per job at "
+        "INFO, written to a file). bare: `Queue.addBulk` without options and `bullmq.Worker` "
+        "with a no-op processor, same concurrency and the same connection settings "
+        "(`socket_timeout=None`). Worker processes are separate OS processes, each with the "
+        f"same concurrency ({arguments.concurrency}). *add + process*: the workers wait on an "
+        "empty queue and the clock runs from the first add to the last completion (producer "
+        "included); *backlog*: the jobs already wait in a paused queue and the clock runs from "
+        "the resume to the last completion (workers only). Completion is the queue's completed "
+        "count reaching N, polled every 20 ms. Each cell runs "
+        f"{arguments.rounds} round(s), the sides alternating which goes first; *Rappit jobs/s* "
+        "and *bare jobs/s* are the medians, *Rappit/bare* their ratio and *by round* the ratio "
+        "within each round (the spread shows the noise).",
+        "",
+        f"Command: `{_command()}` ({arguments.jobs:,} jobs per cell, log level "
+        f"{arguments.log_level.upper()}).",
+        "",
+        *[f"- {label}: {value}" for label, value in machine],
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|---|" + "---:|" * (len(COLUMNS) - 1),
+        *["| " + " | ".join(_cells(result)) + " |" for result in results],
+        "",
+        f"Target: Rappit at least {TARGET} times bare in every cell. "
+        + (
+            f"Met (lowest ratio {lowest:.2f})."
+            if met
+            else f"Not met: the lowest ratio is {lowest:.2f}."
+        ),
+        "",
+        "What the Rappit side does on top of bare BullMQ per job: on the producer, the job "
+        "options of every `JobRequest` (deterministic `jobId`, attempts, backoff, age-based "
+        "retention, which BullMQ stores with the job and applies when it completes); on the "
+        "worker, a `JobContext` built from the job, the handler looked up by job name, and "
+        "two log lines at INFO. Both sides share the machine's CPUs with Redis and with each "
+        "other's worker processes, so the numbers move from round to round; read the ratio "
+        "with the *by round* spread.",
+        END_MARK,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_docs(section: str, path: Path) -> None:
+    if path.exists():
+        text = path.read_text()
+    else:
+        text = (
+            "# Benchmarks\n\n"
+            "Each benchmark measures Rappit against a baseline in the same run on the same "
+            "machine and records the ratio; absolute numbers move with the machine, the ratios "
+            "much less. Each section is rewritten by the script named in it.\n\n"
+        )
+    pattern = re.compile(re.escape(START_MARK) + r".*?" + re.escape(END_MARK) + r"\n?", re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section, text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text)
+
+
+# --- main --------------------------------------------------------------------------------------
+
+
+async def main(arguments: argparse.Namespace) -> None:
+    load_before = os.getloadavg()  # other work on the machine skews the numbers: say so
+    redis_description = _redis_description(arguments.redis_url)
+    run_prefix = f"rappit-bench-queue-{os.getpid()}"
+    results: list[Result] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="rappit-bench-queue-") as directory:
+            logs = Path(directory)
+            for mode in MODES:
+                for processes in arguments.processes:
+                    rates: dict[str, list[float]] = {side: [] for side in SIDES}
+                    for round_ in range(arguments.rounds):
+                        # Alternate which side goes first, so drift on the machine (another
+                        # process waking up, Redis growing its memory) favours neither.
+                        order = SIDES if round_ % 2 == 0 else SIDES[::-1]
+                        for side in order:
+                            prefix = f"{run_prefix}-{side}-{mode[0]}{processes}-{round_}"
+                            rate = await run_cell(arguments, side, mode, processes, prefix, logs)
+                            rates[side].append(rate)
+                            console.print(
+                                f"{mode}, {processes} process(es), round {round_ + 1}, "
+                                f"{side}: {rate:,.0f} jobs/s"
+                            )
+                            delete_keys(arguments.redis_url, f"{prefix}:*")
+                    results.append(Result(mode, processes, rates["rappit"], rates["bare"]))
+    finally:
+        deleted = delete_keys(arguments.redis_url, f"{run_prefix}-*")
+        console.print(f"Deleted {deleted} Redis key(s) under {run_prefix}-*")
+
+    table = Table(title=f"No-op jobs per second ({arguments.jobs:,} jobs per cell)")
+    for column in COLUMNS:
+        table.add_column(column, justify="left" if column == "mode" else "right")
+    for result in results:
+        table.add_row(*_cells(result))
+    console.print(table, width=max(console.width, 110))
+
+    machine = [
+        ("date", datetime.now(UTC).strftime("%Y-%m-%d")),
+        ("CPUs (nproc)", f"{len(os.sched_getaffinity(0))}, {_cpu_model()}"),
+        ("memory", _memory()),
+        ("Redis", redis_description),
+        (
+            "Python",
+            f"{platform.python_version()}, bullmq {_package_version('bullmq')}, redis-py "
+            f"{_package_version('redis')}, Rappit {__version__}",
+        ),
+        ("load average before the run", "{:.2f} {:.2f} {:.2f}".format(*load_before)),
+    ]
+    if arguments.docs:
+        write_docs(render_markdown(results, machine, arguments), DOCS)
+        console.print(f"Written to {DOCS}")
+
+
+def parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--jobs", type=int, default=20_000, help="jobs per cell")
+    parser.add_argument(
+        "--processes", type=int, nargs="+", default=[1, 2], help="worker process counts"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=32, help="concurrency of each worker process"
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", help="logging level of Rappit's worker processes"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds per cell; the median is reported"
+    )
+    parser.add_argument("--timeout", type=float, default=600.0, help="give up on a cell after")
+    parser.add_argument(
+        "--no-docs", dest="docs", action="store_false", help="do not update docs/benchmarks.md"
+    )
+    # Internal: run as one worker process of a cell.
+    parser.add_argument("--worker", choices=SIDES, help=argparse.SUPPRESS)
+    parser.add_argument("--prefix", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    parsed = parse_arguments()
+    asyncio.run(worker_main(parsed) if parsed.worker else main(parsed))
