@@ -4,7 +4,7 @@ from rappit.models.api_key import ApiKey
 from rappit.models.base import Base
 from rappit.models.channel import Channel, ChannelStatus, ChannelType
 from rappit.models.channel_listing import ChannelListing
-from rappit.models.channel_location import ChannelLocation
+from rappit.models.channel_location import ChannelLocation, StockMaster
 from rappit.models.fulfillment import Fulfillment, FulfillmentStatus
 from rappit.models.fulfillment_item import FulfillmentItem
 from rappit.models.inventory_movement import InventoryMovement, MovementReason
@@ -40,6 +40,7 @@ __all__ = [
     "Reservation",
     "Sku",
     "StockLevel",
+    "StockMaster",
     "Warehouse",
     "WebhookEvent",
     "WebhookEventStatus",

@@ -40,6 +40,7 @@ class Order(IdMixin, TenantMixin, TimestampMixin, Base):
     __table_args__ = (
         UniqueConstraint("organization_id", "channel_id", "external_order_id"),
         Index(None, "organization_id", "status"),
+        Index(None, "channel_id", "customer_external_id"),
     )
 
     channel_id: Mapped[uuid.UUID] = mapped_column(
@@ -53,6 +54,8 @@ class Order(IdMixin, TenantMixin, TimestampMixin, Base):
     currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
     total_price: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
     customer: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The channel's customer id, for data requests and redaction (indexed, not a JSON scan).
+    customer_external_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     shipping_address: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     billing_address: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # The channel location the order is assigned to, when the channel says.

@@ -28,6 +28,7 @@ class WebhookEvent(IdMixin, TenantMixin, TimestampMixin, Base):
         UniqueConstraint("source", "channel_id", "external_event_id"),
         Index(None, "status", "updated_at"),
         Index(None, "organization_id", "status"),
+        Index(None, "channel_id", "resource_id"),
     )
 
     source: Mapped[str] = mapped_column(String(32))
@@ -42,6 +43,8 @@ class WebhookEvent(IdMixin, TenantMixin, TimestampMixin, Base):
     api_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
     status: Mapped[str] = mapped_column(String(32), default=WebhookEventStatus.ENQUEUED)
     payload: Mapped[Any] = mapped_column(JSON)
+    # The channel's id of the resource the event is about (an order id), set when processed.
+    resource_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

@@ -94,6 +94,8 @@ class OrderService:
         order.currency = data.currency
         order.total_price = data.total_price
         order.customer = data.customer
+        customer_id = (data.customer or {}).get("id")
+        order.customer_external_id = str(customer_id) if customer_id is not None else None
         order.shipping_address = data.shipping_address
         order.billing_address = data.billing_address
         order.external_location_id = data.external_location_id
