@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     page_size_default: int = Field(default=50, ge=1)
     page_size_max: int = Field(default=200, ge=1)
 
+    # Largest webhook body accepted; larger ones get 413 before being read in full.
+    webhook_max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+
     # Queues (BullMQ on Redis).
     queue_prefix: str = Field(default="bull", min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")
     job_attempts: int = Field(default=5, ge=1, le=25)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from rappit.config import Settings
+from rappit.integrations.shopify import webhook_topics as shopify_webhook_topics
 from rappit.queues import scheduler
 from rappit.queues.names import WORK_QUEUES, QueueName
 from rappit.queues.scheduler import PeriodicJob
@@ -16,6 +17,7 @@ from rappit.queues.sweeper import sweep_handler
 from rappit.queues.worker import HandlerRegistry, WorkerManager, WorkerOptions
 from rappit.runtime import Runtime
 from rappit.webhooks import tasks as webhook_tasks
+from rappit.webhooks.processing import TopicRegistry, process_event_handler
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +26,11 @@ def handler_registry(runtime: Runtime) -> HandlerRegistry:
     assert runtime.queue is not None, "workers need a queue client"
     settings = runtime.settings
     registry = HandlerRegistry()
+    registry.register(
+        QueueName.WEBHOOK_PROCESSING,
+        webhook_tasks.PROCESS_JOB,
+        process_event_handler(runtime.sessionmaker, webhook_topics()),
+    )
     registry.register(
         QueueName.WEBHOOK_PROCESSING,
         webhook_tasks.SWEEP_JOB,
@@ -35,6 +42,12 @@ def handler_registry(runtime: Runtime) -> HandlerRegistry:
         ),
     )
     return registry
+
+
+def webhook_topics() -> TopicRegistry:
+    topics = TopicRegistry()
+    shopify_webhook_topics.register(topics)
+    return topics
 
 
 def periodic_jobs(settings: Settings) -> list[PeriodicJob]:

@@ -167,3 +167,17 @@ class FulfillmentService:
             await self.orders.inventory.consume(reservation, take, order_id=order.id)
             remaining -= take
         return remaining
+
+
+def apply_update(
+    fulfillment: Fulfillment, *, tracking: Tracking | None, status: FulfillmentStatus | None
+) -> None:
+    """A later change to a recorded fulfilment (new tracking, a status change). Stock was
+    consumed when it was recorded; a cancellation is kept as a status, and the units are not
+    put back on hand automatically (whether they came back is for a person to count)."""
+    if tracking is not None:
+        fulfillment.tracking_number = tracking.number
+        fulfillment.tracking_company = tracking.company
+        fulfillment.tracking_url = tracking.url
+    if status is not None:
+        fulfillment.status = status

@@ -43,3 +43,13 @@ class Conflict(RappitError):
 class InvalidInput(RappitError):
     status_code = 422
     code = "invalid_input"
+
+
+class PayloadTooLarge(RappitError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(RappitError):
+    status_code = 415
+    code = "unsupported_media_type"

@@ -65,6 +65,19 @@ class OrderRepository:
         assert order is not None, "lock_by_external_id is called after insert_if_absent"
         return order
 
+    async def lock_existing(self, channel_id: uuid.UUID, external_order_id: str) -> Order | None:
+        order: Order | None = await self.session.scalar(
+            select(Order)
+            .where(
+                Order.organization_id == self.organization_id,
+                Order.channel_id == channel_id,
+                Order.external_order_id == external_order_id,
+            )
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return order
+
     async def lock_orders(self, order_ids: Sequence[uuid.UUID]) -> list[Order]:
         """Lock orders in id order (the fixed order that keeps concurrent callers deadlock-free)."""
         if not order_ids:

@@ -65,6 +65,8 @@ class QueueClient:
         return bool(await self.redis.ping())
 
     async def add(self, request: JobRequest) -> None:
+        if request.replace:
+            await self._remove_finished(request)
         await self.queue(request.queue).add(
             request.name,
             request.data,
@@ -74,6 +76,8 @@ class QueueClient:
     async def add_many(self, requests: Sequence[JobRequest]) -> None:
         by_queue: dict[QueueName, list[dict[str, Any]]] = defaultdict(list)
         for request in requests:
+            if request.replace:
+                await self._remove_finished(request)
             by_queue[request.queue].append(
                 {
                     "name": request.name,
@@ -85,6 +89,13 @@ class QueueClient:
             )
         for name, jobs in by_queue.items():
             await self.queue(name).addBulk(jobs)
+
+    async def _remove_finished(self, request: JobRequest) -> None:
+        # Only a completed or failed job is removed: a waiting, delayed or running one already
+        # stands for this work.
+        state = await self.job_state(request.queue, request.job_id)
+        if state in ("completed", "failed"):
+            await self.queue(request.queue).remove(request.job_id)
 
     async def get_job(self, queue: QueueName, job_id: str) -> Job | None:
         job: Job | None = await self.queue(queue).getJob(job_id)

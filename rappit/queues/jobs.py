@@ -23,6 +23,9 @@ class JobRequest:
     data: dict[str, Any] = field(default_factory=dict)
     delay_ms: int = 0
     attempts: int | None = None
+    # Remove a finished job kept under the same id first (a replay), instead of the usual
+    # "same id, same job" no-op.
+    replace: bool = False
 
     def __post_init__(self) -> None:
         # Node BullMQ refuses ':' (its key separator) and plain integers (its own counter ids);

@@ -8,7 +8,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
 from rappit.kit.db import create_sessionmaker, unit_of_work
 from rappit.models import WebhookEvent, WebhookEventStatus
@@ -111,18 +110,38 @@ async def test_redis_down_at_commit_leaves_the_row_for_the_sweeper(
         server.stop()
 
 
-async def test_the_sweeper_ignores_finished_events(database: TestDatabase, tenant: Tenant) -> None:
+async def test_the_sweeper_picks_waiting_and_stuck_events_only(
+    database: TestDatabase, tenant: Tenant
+) -> None:
+    from datetime import timedelta
+
+    from rappit.kit.types import utcnow
+
+    now = utcnow()
+    cases = [
+        ("enqueued-2min", WebhookEventStatus.ENQUEUED, timedelta(minutes=2)),
+        ("enqueued-now", WebhookEventStatus.ENQUEUED, timedelta(0)),
+        ("processing-2min", WebhookEventStatus.PROCESSING, timedelta(minutes=2)),
+        ("processing-1h", WebhookEventStatus.PROCESSING, timedelta(hours=1)),
+        ("completed-1h", WebhookEventStatus.COMPLETED, timedelta(hours=1)),
+        ("failed-1h", WebhookEventStatus.FAILED, timedelta(hours=1)),
+        ("skipped-1h", WebhookEventStatus.SKIPPED, timedelta(hours=1)),
+    ]
+    ids: dict[str, uuid.UUID] = {}
     async with unit_of_work(database.sessionmaker) as session:
-        for status in WebhookEventStatus:
+        for name, status, age in cases:
             event = await _event(session, tenant)
             event.status = status
+            event.updated_at = now - age
+            ids[name] = event.id
+    # 60 s of patience: ENQUEUED for 2 min is lost; PROCESSING for 2 min may still be running,
+    # PROCESSING for an hour (over 10 x 60 s) is stuck and its old job is replaced.
     async with database.sessionmaker() as session:
-        from rappit.kit.types import utcnow
-
-        pending = await pending_process_jobs(session, utcnow(), 100)
-        enqueued = (
-            await session.scalars(
-                select(WebhookEvent.id).where(WebhookEvent.status == WebhookEventStatus.ENQUEUED)
-            )
-        ).all()
-    assert [r.job_id for r in pending] == [f"webhook-event.{event_id}" for event_id in enqueued]
+        pending = await pending_process_jobs(session, now - timedelta(seconds=60), 100)
+    assert sorted((r.job_id, r.replace) for r in pending) == sorted(
+        [
+            (f"webhook-event.{ids['enqueued-2min']}", False),
+            (f"webhook-event.{ids['processing-1h']}", True),
+        ]
+    )
+    assert {r.data["organization_id"] for r in pending} == {str(tenant.organization_id)}

@@ -14,8 +14,11 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from pydantic import ValidationError
+
 from rappit.models import PaymentStatus
 from rappit.orders.inputs import ChannelOrder, ChannelOrderLine
+from rappit.webhooks.processing import UnprocessablePayload
 
 _PAYMENT_STATUS = {
     "pending": PaymentStatus.PENDING,
@@ -44,7 +47,7 @@ _DETAIL_FIELDS = (
 )  # fmt: skip
 
 
-class ShopifyPayloadError(ValueError):
+class ShopifyPayloadError(UnprocessablePayload):
     """The payload lacks what an order must have; retrying the same payload cannot help."""
 
 
@@ -119,6 +122,19 @@ def map_order(payload: dict[str, Any]) -> ChannelOrder:
     details = {key: payload[key] for key in _DETAIL_FIELDS if key in payload}
     details["financial_status"] = status
     currency = _text(payload.get("currency"))
+    try:
+        return _build(payload, updated_at, status, details, currency)
+    except ValidationError as exc:
+        raise ShopifyPayloadError(f"order {payload['id']}: {exc}") from exc
+
+
+def _build(
+    payload: dict[str, Any],
+    updated_at: datetime,
+    status: str,
+    details: dict[str, Any],
+    currency: str | None,
+) -> ChannelOrder:
     return ChannelOrder(
         external_order_id=str(payload["id"]),
         updated_at=updated_at,

@@ -1,0 +1,115 @@
+"""The webhook inbox: record a delivery once, hand it to the queue, replay it on request."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from rappit.kit.errors import Conflict, NotFound
+from rappit.kit.ids import uuid7
+from rappit.kit.sql import insert_ignore
+from rappit.kit.types import utcnow
+from rappit.models import Channel, WebhookEvent, WebhookEventStatus
+from rappit.queues.enqueue import enqueue
+from rappit.webhooks.tasks import process_job
+
+# The privacy requests themselves are the record that a request was made and answered.
+PRIVACY_REQUEST_TOPICS = ("customers/data_request", "customers/redact", "shop/redact")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    source: str
+    topic: str
+    external_event_id: str
+    payload: Any
+    event_id: str | None = None
+    triggered_at: datetime | None = None
+    api_version: str | None = None
+
+
+async def record_delivery(session: AsyncSession, channel: Channel, delivery: Delivery) -> bool:
+    """Insert the delivery as an ``ENQUEUED`` event and enqueue its processing after commit.
+
+    Returns False for a repeat of a delivery already recorded: the unique key
+    (source, channel, external event id) decides, in the database, even under concurrency.
+    """
+    now = utcnow()
+    event_id = uuid7()
+    inserted = await session.scalar(
+        insert_ignore(
+            session,
+            WebhookEvent,
+            {
+                "id": event_id,
+                "organization_id": channel.organization_id,
+                "source": delivery.source,
+                "channel_id": channel.id,
+                "topic": delivery.topic,
+                "external_event_id": delivery.external_event_id,
+                "event_id": delivery.event_id,
+                "triggered_at": delivery.triggered_at,
+                "api_version": delivery.api_version,
+                "status": WebhookEventStatus.ENQUEUED,
+                "payload": delivery.payload,
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            },
+        ).returning(WebhookEvent.id)
+    )
+    if inserted is None:
+        return False
+    enqueue(session, process_job(channel.organization_id, event_id))
+    return True
+
+
+async def replay(
+    session: AsyncSession, organization_id: uuid.UUID, event_id: uuid.UUID
+) -> WebhookEvent:
+    """Process an event again (after the cause of its failure was fixed). An event being
+    processed right now cannot be replayed; a finished one can (it is idempotent)."""
+    event = await session.scalar(
+        select(WebhookEvent)
+        .where(WebhookEvent.organization_id == organization_id, WebhookEvent.id == event_id)
+        .with_for_update()
+    )
+    if event is None:
+        raise NotFound("webhook event not found")
+    if event.status == WebhookEventStatus.PROCESSING:
+        raise Conflict("the event is being processed right now; replay it once it has finished")
+    event.status = WebhookEventStatus.ENQUEUED
+    event.error = None
+    event.updated_at = utcnow()
+    # The earlier job may still be kept (failed jobs for 7 days, completed for a day) under the
+    # same id; replace it so the new one runs.
+    enqueue(session, process_job(organization_id, event.id, replace=True))
+    return event
+
+
+REDACTED_PAYLOAD = {"redacted": True}
+
+
+async def redact_payloads(
+    session: AsyncSession, channel: Channel, resource_ids: list[str] | None
+) -> int:
+    """Replace stored payloads (which hold the customer's data) of a channel's events about
+    these resources, or of all its events when ``resource_ids`` is None."""
+    statement = update(WebhookEvent).where(
+        WebhookEvent.organization_id == channel.organization_id,
+        WebhookEvent.channel_id == channel.id,
+        WebhookEvent.topic.not_in(PRIVACY_REQUEST_TOPICS),
+    )
+    if resource_ids is not None:
+        if not resource_ids:
+            return 0
+        statement = statement.where(WebhookEvent.resource_id.in_(resource_ids))
+    result = await session.execute(
+        statement.values(payload=REDACTED_PAYLOAD).execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
