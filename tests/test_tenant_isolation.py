@@ -34,6 +34,7 @@ WRITE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "warehouse": "W1",
     },
     ("patch", "/api/v1/channels/{channel_id}"): {"name": "taken over"},
+    ("post", "/api/v1/webhook-events/{event_id}/replay"): {},
     ("post", "/api/v1/inventory/adjustments"): {
         "sku": "A-1",
         "warehouse": "W1",
@@ -138,6 +139,7 @@ async def _seed_first_tenant(
         "channel_id": channel_id,
         "order_id": str(result.order.id),
         "event_id": str(event.id),
+        "customer_id": "7001",
     }
 
 

@@ -8,10 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from rappit.auth.dependencies import CurrentAuth
+from rappit.channels import service as channel_service
 from rappit.channels.schemas import (
     ChannelCreate,
     ChannelRead,
     ChannelUpdate,
+    CustomerDataRead,
     LocationCreate,
     LocationRead,
 )
@@ -19,6 +21,7 @@ from rappit.channels.service import ChannelService
 from rappit.kit.fastapi import DbSession
 from rappit.kit.pagination import Page
 from rappit.models import ChannelLocation
+from rappit.orders.privacy import customer_data
 from rappit.runtime import RuntimeDep
 
 router = APIRouter(tags=["channels"])
@@ -32,6 +35,7 @@ def _location_read(location: ChannelLocation, warehouse_code: str) -> LocationRe
         channel_id=location.channel_id,
         external_location_id=location.external_location_id,
         warehouse=warehouse_code,
+        stock_master=location.stock_master,
     )
 
 
@@ -86,7 +90,10 @@ async def create_location(
 ) -> LocationRead:
     service = ChannelService(session, auth.organization_id, runtime.secret_box)
     location, warehouse_code = await service.add_location(
-        channel_id, external_location_id=body.external_location_id, warehouse_code=body.warehouse
+        channel_id,
+        external_location_id=body.external_location_id,
+        warehouse_code=body.warehouse,
+        stock_master=body.stock_master,
     )
     return _location_read(location, warehouse_code)
 
@@ -103,3 +110,13 @@ async def list_locations(
     service = ChannelService(session, auth.organization_id, runtime.secret_box)
     rows, next_cursor = await service.list_locations(channel_id, cursor=cursor, limit=limit)
     return Page(items=[_location_read(*row) for row in rows], next_cursor=next_cursor)
+
+
+@router.get("/channels/{channel_id}/customers/{customer_id}/data")
+async def export_customer_data(
+    channel_id: uuid.UUID, customer_id: str, auth: CurrentAuth, session: DbSession
+) -> CustomerDataRead:
+    """Everything held about one of the channel's customers (for a privacy data request)."""
+    channel = await channel_service.get_channel(session, auth.organization_id, channel_id)
+    orders = await customer_data(session, auth.organization_id, channel.id, customer_id)
+    return CustomerDataRead(channel_id=channel.id, customer_id=customer_id, orders=orders)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -17,7 +17,7 @@ from pydantic import (
     field_validator,
 )
 
-from rappit.models import ChannelType
+from rappit.models import ChannelType, StockMaster
 
 SHOPIFY_DEFAULT_API_VERSION = "2026-10"
 MAX_SECRET_LENGTH = 2000
@@ -189,6 +189,11 @@ class LocationCreate(BaseModel):
 
     external_location_id: ExternalId
     warehouse: WarehouseCode = Field(description="Warehouse code")
+    stock_master: StockMaster = Field(
+        default=StockMaster.RAPPIT,
+        description="'rappit': Rappit's levels are pushed to the channel; 'channel': the "
+        "channel's stock updates set Rappit's on-hand at this location",
+    )
 
 
 class LocationRead(BaseModel):
@@ -196,3 +201,10 @@ class LocationRead(BaseModel):
     channel_id: uuid.UUID
     external_location_id: str
     warehouse: str
+    stock_master: str
+
+
+class CustomerDataRead(BaseModel):
+    channel_id: uuid.UUID
+    customer_id: str
+    orders: list[dict[str, Any]]

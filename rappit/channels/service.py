@@ -26,7 +26,7 @@ from rappit.inventory.lookups import warehouse_by_code
 from rappit.kit.crypto import SecretBox
 from rappit.kit.errors import ConfigurationError, Conflict, NotFound
 from rappit.kit.pagination import paginate
-from rappit.models import Channel, ChannelLocation, ChannelStatus, ChannelType
+from rappit.models import Channel, ChannelLocation, ChannelStatus, ChannelType, StockMaster
 
 
 @dataclass(frozen=True, repr=False)
@@ -215,7 +215,12 @@ class ChannelService:
         return channel
 
     async def add_location(
-        self, channel_id: uuid.UUID, *, external_location_id: str, warehouse_code: str
+        self,
+        channel_id: uuid.UUID,
+        *,
+        external_location_id: str,
+        warehouse_code: str,
+        stock_master: StockMaster = StockMaster.RAPPIT,
     ) -> tuple[ChannelLocation, str]:
         """Map a channel location to a warehouse; returns the row and the warehouse code."""
         channel = await self.get(channel_id)
@@ -225,6 +230,7 @@ class ChannelService:
             channel_id=channel.id,
             external_location_id=external_location_id,
             warehouse_id=warehouse.id,
+            stock_master=stock_master,
         )
         await self.repository.add(
             location,

@@ -14,6 +14,7 @@ from rappit.kit.fastapi import DbSession
 from rappit.kit.pagination import Page, paginate
 from rappit.models import WebhookEvent, WebhookEventStatus
 from rappit.webhooks.schemas import WebhookEventRead
+from rappit.webhooks.service import replay
 
 router = APIRouter(tags=["webhooks"])
 
@@ -52,4 +53,14 @@ async def get_webhook_event(
     )
     if event is None:
         raise NotFound("webhook event not found")
+    return WebhookEventRead.model_validate(event)
+
+
+@router.post("/webhook-events/{event_id}/replay", status_code=202)
+async def replay_webhook_event(
+    event_id: uuid.UUID, auth: CurrentAuth, session: DbSession
+) -> WebhookEventRead:
+    """Process the event again, e.g. after fixing what made it fail. The processing is
+    idempotent, so replaying a completed event changes nothing that is already right."""
+    event = await replay(session, auth.organization_id, event_id)
     return WebhookEventRead.model_validate(event)

@@ -22,7 +22,24 @@ async def test_map_a_location_to_a_warehouse(api: httpx.AsyncClient) -> None:
         "channel_id": channel["id"],
         "external_location_id": "655441491",
         "warehouse": "BER",
+        "stock_master": "rappit",
     }
+
+
+async def test_a_location_can_make_the_channel_the_stock_master(api: httpx.AsyncClient) -> None:
+    channel = await create_channel(api)
+    await create_warehouse(api, "BER")
+    url = f"/api/v1/channels/{channel['id']}/locations"
+    response = await api.post(
+        url, json={"external_location_id": "1", "warehouse": "BER", "stock_master": "channel"}
+    )
+    assert response.status_code == 201
+    assert response.json()["stock_master"] == "channel"
+    bad = await api.post(
+        url, json={"external_location_id": "2", "warehouse": "BER", "stock_master": "both"}
+    )
+    assert bad.status_code == 422
+    assert bad.json()["fields"][0]["field"] == "body.stock_master"
 
 
 async def test_numeric_external_id_is_kept_as_text(api: httpx.AsyncClient) -> None:
