@@ -53,3 +53,11 @@ class PayloadTooLarge(RappitError):
 class UnsupportedMediaType(RappitError):
     status_code = 415
     code = "unsupported_media_type"
+
+
+class BadRequest(RappitError):
+    """Malformed at the protocol level (headers, body encoding): 400, unlike a well-formed
+    request with invalid values (422)."""
+
+    status_code = 400
+    code = "bad_request"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from rappit.kit.errors import InvalidInput, PayloadTooLarge
+from rappit.kit.errors import BadRequest, PayloadTooLarge
 
 
 async def read_body_limited(request: Request, limit: int) -> bytes:
@@ -16,7 +16,7 @@ async def read_body_limited(request: Request, limit: int) -> bytes:
             if int(declared) > limit:
                 raise PayloadTooLarge(f"body over the {limit} byte limit")
         except ValueError as exc:
-            raise InvalidInput("Content-Length is not a number") from exc
+            raise BadRequest("Content-Length is not a number") from exc
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from rappit.channels.service import credentials_of, get_channel_by_shop_domain
 from rappit.integrations.shopify import signatures
 from rappit.integrations.shopify.topics import COMPLIANCE_TOPICS, TOPICS
-from rappit.kit.errors import Forbidden, InvalidInput, NotFound, Unauthorized, UnsupportedMediaType
+from rappit.kit.errors import BadRequest, Forbidden, NotFound, Unauthorized, UnsupportedMediaType
 from rappit.kit.fastapi import DbSession
 from rappit.kit.http import read_body_limited
 from rappit.models import ChannelType
@@ -46,7 +46,7 @@ def _triggered_at(value: str | None) -> datetime | None:
     text = value.replace("Z", "+00:00")
     if "." in text:
         head, _, rest = text.partition(".")
-        digits = "".join(c for c in rest if c.isdigit())
+        digits = rest[: len(rest) - len(rest.lstrip("0123456789"))]
         zone = rest[len(digits) :]
         text = f"{head}.{digits[:6]}{zone}"
     try:
@@ -66,7 +66,7 @@ async def receive(
 
     shop = _header(request, "x-shopify-shop-domain")
     if shop is None:
-        raise InvalidInput("missing X-Shopify-Shop-Domain header")
+        raise BadRequest("missing X-Shopify-Shop-Domain header")
     channel = await get_channel_by_shop_domain(session, ChannelType.SHOPIFY, shop)
     if channel is None:
         raise NotFound(f"no channel for shop '{shop}'")
@@ -80,21 +80,21 @@ async def receive(
 
     header_topic = _header(request, "x-shopify-topic")
     if header_topic != topic:
-        raise InvalidInput(
+        raise BadRequest(
             f"X-Shopify-Topic '{header_topic}' does not match the address topic '{topic}'"
         )
     webhook_id = _header(request, "x-shopify-webhook-id")
     if webhook_id is None:
-        raise InvalidInput("missing X-Shopify-Webhook-Id header")
+        raise BadRequest("missing X-Shopify-Webhook-Id header")
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != "application/json":
         raise UnsupportedMediaType("webhook bodies must be application/json")
     try:
         payload = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput("body is not JSON") from exc
+        raise BadRequest("body is not JSON") from exc
     if not isinstance(payload, dict):
-        raise InvalidInput("body is not a JSON object")
+        raise BadRequest("body is not a JSON object")
 
     created = await record_delivery(
         session,
