@@ -53,3 +53,10 @@ async def webhook_client(queue_runtime: Runtime) -> AsyncIterator[httpx.AsyncCli
     transport = httpx.ASGITransport(app=create_app(runtime=queue_runtime))
     async with httpx.AsyncClient(transport=transport, base_url="http://rappit.test") as http:
         yield http
+
+
+@pytest.fixture
+async def api_for_shop(webhook_client: httpx.AsyncClient, tenant: Tenant) -> httpx.AsyncClient:
+    """The admin API, as the shop's organisation."""
+    webhook_client.headers.update(tenant.headers)
+    return webhook_client
