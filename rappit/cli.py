@@ -34,16 +34,19 @@ from rich.markup import escape
 from rich.measure import Measurement
 from rich.panel import Panel
 from rich.table import Table
+from sqlalchemy import select
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from rappit import __version__
 from rappit.app import create_app
 from rappit.config import Settings
+from rappit.kit.crypto import SecretBox
 from rappit.kit.db import create_engine, create_sessionmaker, unit_of_work
 from rappit.kit.errors import RappitError
 from rappit.kit.logging import configure_logging, logging_config
 from rappit.kit.migrations import alembic_config, check, upgrade
+from rappit.models import WebhookEvent, WebhookEventStatus
 from rappit.organizations.service import create_organization
 from rappit.queues import scheduler as queue_scheduler
 from rappit.queues.client import DeadLetter, QueueClient
@@ -51,6 +54,7 @@ from rappit.queues.connection import connection_kwargs, redacted
 from rappit.queues.names import WORK_QUEUES, QueueName, parse_queue
 from rappit.queues.schemas import DeadLetterRead, QueueCountsRead
 from rappit.runtime import Runtime, build_runtime, queue_client, redis_url
+from rappit.webhooks.service import replay as replay_webhook_event
 from rappit.wiring import Background, periodic_jobs, worker_options
 
 app = typer.Typer(
@@ -918,3 +922,94 @@ def dlq_purge(
 
 if __name__ == "__main__":
     app()
+
+
+# --- webhook events ----------------------------------------------------------------------------
+
+webhooks_app = typer.Typer(
+    help="The webhook inbox: list events, replay failed ones.", no_args_is_help=True
+)
+app.add_typer(webhooks_app, name="webhooks")
+
+
+async def _list_events(
+    runtime: Runtime, status: WebhookEventStatus | None, limit: int
+) -> list[WebhookEvent]:
+    try:
+        async with runtime.sessionmaker() as session:
+            statement = select(WebhookEvent).order_by(WebhookEvent.id.desc()).limit(limit)
+            if status is not None:
+                statement = statement.where(WebhookEvent.status == status)
+            return list((await session.scalars(statement)).all())
+    finally:
+        await runtime.close()
+
+
+@webhooks_app.command("list")
+def webhooks_list(
+    status: Annotated[
+        WebhookEventStatus | None, typer.Option(help="Only events in this state")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+) -> None:
+    """The newest webhook events across every organisation (an operator's view)."""
+    with _errors():
+        settings = _load_settings()
+        url = _database_url(settings)
+        database = describe_database(url)
+        with _database_errors(database):
+            _ensure_schema(settings, url, database)
+            engine = create_engine(url, pool_size=1)
+            runtime = Runtime(
+                settings=settings,
+                engine=engine,
+                sessionmaker=create_sessionmaker(engine),
+                secret_box=SecretBox(settings.resolved_secret_key()),
+            )
+            events = asyncio.run(_list_events(runtime, status, limit))
+    table = Table(title=f"Webhook events ({len(events)})")
+    for column in ("id", "topic", "status", "attempts", "received", "error"):
+        table.add_column(column, no_wrap=column != "error")
+    for event in events:
+        table.add_row(
+            str(event.id),
+            event.topic,
+            event.status,
+            str(event.attempts),
+            event.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            _shortened(event.error or ""),
+        )
+    _print_wide(table)
+
+
+async def _replay_event(runtime: Runtime, event_id: uuid.UUID) -> WebhookEvent:
+    try:
+        async with unit_of_work(runtime.sessionmaker) as session:
+            # Operator tool: the event id alone identifies it; its organisation comes along.
+            organization_id = await session.scalar(
+                select(WebhookEvent.organization_id).where(WebhookEvent.id == event_id)
+            )
+            if organization_id is None:
+                raise CliError(f"no webhook event {event_id}")
+            return await replay_webhook_event(session, organization_id, event_id)
+    finally:
+        await runtime.close()
+
+
+@webhooks_app.command("replay")
+def webhooks_replay(
+    event_id: Annotated[uuid.UUID, typer.Argument(help="The event's id (rappit webhooks list)")],
+) -> None:
+    """Process a webhook event again, e.g. a FAILED one once its cause is fixed."""
+    with _errors():
+        settings = _load_settings()
+        url = _database_url(settings)
+        database = describe_database(url)
+        with _database_errors(database):
+            _ensure_schema(settings, url, database)
+            runtime = _build_runtime(settings)
+            try:
+                event = asyncio.run(_replay_event(runtime, event_id))
+            except RappitError as exc:
+                raise CliError(exc.detail) from exc
+    console.print(f"Event {event.id} ({event.topic}) is queued again.")
