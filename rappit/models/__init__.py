@@ -15,6 +15,7 @@ from rappit.models.product import Product
 from rappit.models.reservation import Reservation
 from rappit.models.sku import Sku
 from rappit.models.stock_level import StockLevel
+from rappit.models.sync_run import SyncResource, SyncRun, SyncRunStatus
 from rappit.models.warehouse import Warehouse
 from rappit.models.webhook_event import WebhookEvent, WebhookEventStatus
 
@@ -41,6 +42,9 @@ __all__ = [
     "Sku",
     "StockLevel",
     "StockMaster",
+    "SyncResource",
+    "SyncRun",
+    "SyncRunStatus",
     "Warehouse",
     "WebhookEvent",
     "WebhookEventStatus",
