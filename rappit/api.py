@@ -9,6 +9,7 @@ from rappit.channels.endpoints import router as channels_router
 from rappit.inventory.endpoints import router as inventory_router
 from rappit.orders.endpoints import router as orders_router
 from rappit.queues.endpoints import router as queues_router
+from rappit.sync.endpoints import router as sync_router
 from rappit.webhooks.endpoints import router as webhooks_router
 
 router = APIRouter(prefix="/api/v1")
@@ -18,3 +19,4 @@ router.include_router(channels_router)
 router.include_router(orders_router)
 router.include_router(webhooks_router)
 router.include_router(queues_router)
+router.include_router(sync_router)

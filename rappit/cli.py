@@ -1012,4 +1012,4 @@ def webhooks_replay(
                 event = asyncio.run(_replay_event(runtime, event_id))
             except RappitError as exc:
                 raise CliError(exc.detail) from exc
-    console.print(f"Event {event.id} ({event.topic}) is queued again.")
+    console.print(f"Event {event.id} ({event.topic}) is queued again.", soft_wrap=True)

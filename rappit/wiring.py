@@ -16,6 +16,9 @@ from rappit.queues.scheduler import PeriodicJob
 from rappit.queues.sweeper import sweep_handler
 from rappit.queues.worker import HandlerRegistry, WorkerManager, WorkerOptions
 from rappit.runtime import Runtime
+from rappit.sync import tasks as sync_tasks
+from rappit.sync.processing import run_handler
+from rappit.sync.service import SyncRegistry
 from rappit.webhooks import tasks as webhook_tasks
 from rappit.webhooks.processing import TopicRegistry, process_event_handler
 
@@ -30,6 +33,19 @@ def handler_registry(runtime: Runtime) -> HandlerRegistry:
         QueueName.WEBHOOK_PROCESSING,
         webhook_tasks.PROCESS_JOB,
         process_event_handler(runtime.sessionmaker, webhook_topics()),
+    )
+    pullers = sync_pullers()
+    for queue in (QueueName.SHOPIFY_SYNC, QueueName.WOOCOMMERCE_SYNC):
+        registry.register(queue, sync_tasks.RUN_JOB, run_handler(runtime.sessionmaker, pullers))
+    registry.register(
+        QueueName.SHOPIFY_SYNC,
+        sync_tasks.SWEEP_JOB,
+        sweep_handler(
+            runtime.sessionmaker,
+            runtime.queue,
+            sync_tasks.pending_run_jobs,
+            older_than_s=settings.sweep_after_s,
+        ),
     )
     registry.register(
         QueueName.WEBHOOK_PROCESSING,
@@ -50,14 +66,24 @@ def webhook_topics() -> TopicRegistry:
     return topics
 
 
+def sync_pullers() -> SyncRegistry:
+    return SyncRegistry()
+
+
 def periodic_jobs(settings: Settings) -> list[PeriodicJob]:
     return [
+        PeriodicJob(
+            "sync-sweep",
+            QueueName.SHOPIFY_SYNC,
+            sync_tasks.SWEEP_JOB,
+            settings.sweep_interval_s * 1000,
+        ),
         PeriodicJob(
             "webhooks-sweep",
             QueueName.WEBHOOK_PROCESSING,
             webhook_tasks.SWEEP_JOB,
             settings.sweep_interval_s * 1000,
-        )
+        ),
     ]
 
 

@@ -35,6 +35,7 @@ WRITE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("patch", "/api/v1/channels/{channel_id}"): {"name": "taken over"},
     ("post", "/api/v1/webhook-events/{event_id}/replay"): {},
+    ("post", "/api/v1/channels/{channel_id}/sync"): {"resource": "orders"},
     ("post", "/api/v1/inventory/adjustments"): {
         "sku": "A-1",
         "warehouse": "W1",
@@ -140,6 +141,7 @@ async def _seed_first_tenant(
         "order_id": str(result.order.id),
         "event_id": str(event.id),
         "customer_id": "7001",
+        "run_id": str(uuid.uuid4()),
     }
 
 
