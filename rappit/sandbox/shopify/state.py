@@ -451,6 +451,7 @@ class Shop:
         self.customers: list[Customer] = []
 
         self.orders: dict[int, Order] = {}
+        self.order_ids: list[int] = []  # sorted
         self.orders_by_created: list[tuple[int, int]] = []  # (created_at, id), sorted
         self.orders_by_updated: list[tuple[int, int]] = []  # (updated_at, id), sorted
         self.next_order_number = 1
@@ -496,6 +497,8 @@ class Shop:
         """Index many orders at once (sorted once, not inserted one by one)."""
         for order in orders:
             self.orders[order.id] = order
+        self.order_ids.extend(order.id for order in orders)
+        self.order_ids.sort()
         self.orders_by_created.extend((order.created_at, order.id) for order in orders)
         self.orders_by_updated.extend((order.updated_at, order.id) for order in orders)
         self.orders_by_created.sort()
@@ -503,6 +506,7 @@ class Shop:
 
     def add_order(self, order: Order) -> None:
         self.orders[order.id] = order
+        bisect.insort(self.order_ids, order.id)
         bisect.insort(self.orders_by_created, (order.created_at, order.id))
         bisect.insort(self.orders_by_updated, (order.updated_at, order.id))
 
