@@ -17,6 +17,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from rappit.channels.service import ChannelCredentials
 from rappit.integrations.shopify.client import ShopifyClient, is_mutation
 from rappit.integrations.shopify.errors import (
     ShopifyAuthError,
@@ -30,6 +31,7 @@ from rappit.integrations.shopify.errors import (
     ShopifyThrottled,
 )
 from rappit.kit.ratelimit import SharedCostBucket, SharedLeakyBucket
+from rappit.models import Channel, ChannelType
 from rappit.queues.connection import create_client
 
 SHOP = "acme.myshopify.com"
@@ -471,6 +473,27 @@ async def test_an_expiring_token_is_refreshed_once_after_401(limiter: RecordingB
         ShopifyClient(BASE, TOKEN, limiter, token_provider=provider)
     with pytest.raises(ValueError):
         ShopifyClient("ftp://127.0.0.1", TOKEN, limiter)
+
+
+async def test_client_for_a_stored_channel(limiter: RecordingBucket) -> None:
+    channel = Channel(
+        type=ChannelType.SHOPIFY,
+        name="Acme",
+        shop_domain=SHOP,
+        api_version="2026-07",
+        api_base_url="http://127.0.0.1:9/",
+    )
+    credentials = ChannelCredentials(access_token=TOKEN, webhook_secret="whsec")
+    shop = FakeShop(ok({"orders": []}, headers={"X-Shopify-Shop-Api-Call-Limit": "5/40"}))
+    http = httpx.AsyncClient(transport=httpx.MockTransport(shop))
+    async with ShopifyClient.for_channel(channel, credentials, limiter, http=http) as client:
+        await client.get("orders.json")
+    await http.aclose()
+    assert str(shop.requests[0].url) == "http://127.0.0.1:9/admin/api/2026-07/orders.json"
+    assert shop.requests[0].headers["X-Shopify-Access-Token"] == TOKEN
+    assert client.shop == SHOP  # the bucket is the shop's, not the base URL's
+    assert (await limiter.state(SHOP)).level == pytest.approx(5, abs=0.1)
+    assert TOKEN not in repr(client)
 
 
 # --- GraphQL ------------------------------------------------------------------------------------
