@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from rappit.config import Settings
+from rappit.integrations.shopify import sync as shopify_sync
 from rappit.integrations.shopify import webhook_topics as shopify_webhook_topics
 from rappit.queues import scheduler
 from rappit.queues.names import WORK_QUEUES, QueueName
@@ -34,7 +35,7 @@ def handler_registry(runtime: Runtime) -> HandlerRegistry:
         webhook_tasks.PROCESS_JOB,
         process_event_handler(runtime.sessionmaker, webhook_topics()),
     )
-    pullers = sync_pullers()
+    pullers = sync_pullers(runtime)
     for queue in (QueueName.SHOPIFY_SYNC, QueueName.WOOCOMMERCE_SYNC):
         registry.register(queue, sync_tasks.RUN_JOB, run_handler(runtime.sessionmaker, pullers))
     registry.register(
@@ -66,8 +67,13 @@ def webhook_topics() -> TopicRegistry:
     return topics
 
 
-def sync_pullers() -> SyncRegistry:
-    return SyncRegistry()
+def sync_pullers(runtime: Runtime) -> SyncRegistry:
+    assert runtime.queue is not None, "pullers share their rate limits through Redis"
+    registry = SyncRegistry()
+    shopify_sync.register(
+        registry, runtime.secret_box, runtime.queue.redis, runtime.settings.queue_prefix
+    )
+    return registry
 
 
 def periodic_jobs(settings: Settings) -> list[PeriodicJob]:
