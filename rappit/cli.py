@@ -33,10 +33,19 @@ from rich.live import Live
 from rich.markup import escape
 from rich.measure import Measurement
 from rich.panel import Panel
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from rappit import __version__
 from rappit.app import create_app
@@ -46,16 +55,19 @@ from rappit.kit.db import create_engine, create_sessionmaker, unit_of_work
 from rappit.kit.errors import RappitError
 from rappit.kit.logging import configure_logging, logging_config
 from rappit.kit.migrations import alembic_config, check, upgrade
-from rappit.models import WebhookEvent, WebhookEventStatus
+from rappit.models import Channel, SyncResource, SyncRun, WebhookEvent, WebhookEventStatus
 from rappit.organizations.service import create_organization
 from rappit.queues import scheduler as queue_scheduler
 from rappit.queues.client import DeadLetter, QueueClient
 from rappit.queues.connection import connection_kwargs, redacted
 from rappit.queues.names import WORK_QUEUES, QueueName, parse_queue
 from rappit.queues.schemas import DeadLetterRead, QueueCountsRead
+from rappit.queues.worker import JobContext, PermanentJobError
 from rappit.runtime import Runtime, build_runtime, queue_client, redis_url
+from rappit.sync.processing import run_handler
+from rappit.sync.service import SyncContext, start_run
 from rappit.webhooks.service import replay as replay_webhook_event
-from rappit.wiring import Background, periodic_jobs, worker_options
+from rappit.wiring import Background, periodic_jobs, sync_pullers, worker_options
 
 app = typer.Typer(
     name="rappit",
@@ -1013,3 +1025,90 @@ def webhooks_replay(
             except RappitError as exc:
                 raise CliError(exc.detail) from exc
     console.print(f"Event {event.id} ({event.topic}) is queued again.", soft_wrap=True)
+
+
+# --- sync ----------------------------------------------------------------------------------------
+
+
+async def _sync_inline(
+    runtime: Runtime, channel_ref: str, resource: SyncResource
+) -> tuple[SyncRun, dict[str, object]]:
+    """Run one pull in this process, showing its progress, and return the finished run."""
+    try:
+        async with unit_of_work(runtime.sessionmaker) as session:
+            channel = await _find_channel(session, channel_ref)
+            run, created = await start_run(
+                session, channel.organization_id, channel.id, resource, send_job=False
+            )
+            if not created:
+                raise CliError(
+                    f"a {resource} sync of this channel is already running (run {run.id})"
+                )
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[counts]}"),
+            TimeElapsedColumn(),
+            console=err_console,
+        ) as progress:
+            task = progress.add_task(f"{resource} of {channel.name}", total=None, counts="")
+
+            def show(sync: SyncContext) -> None:
+                done = sync.counts.get("fetched", sync.counts.get("levels", 0))
+                summary = ", ".join(f"{k} {v}" for k, v in sorted(sync.counts.items()))
+                progress.update(task, completed=done, total=sync.total, counts=summary)
+
+            handler = run_handler(runtime.sessionmaker, sync_pullers(runtime), show)
+            result = await handler(
+                JobContext(
+                    queue=QueueName.SHOPIFY_SYNC,
+                    name="sync.run",
+                    job_id=f"sync-run.{run.id}",
+                    data={"organization_id": str(run.organization_id), "run_id": str(run.id)},
+                    attempt=1,
+                    max_attempts=1,
+                )
+            )
+        async with runtime.sessionmaker() as session:
+            finished = await session.get_one(SyncRun, run.id)
+        return finished, result if isinstance(result, dict) else {}
+    finally:
+        await runtime.close()
+
+
+async def _find_channel(session: AsyncSession, reference: str) -> Channel:
+    # Operator tool: a channel id or a shop domain, across organisations.
+    try:
+        channel = await session.get(Channel, uuid.UUID(reference))
+    except ValueError:
+        channel = await session.scalar(
+            select(Channel).where(Channel.shop_domain == reference.strip().lower())
+        )
+    if channel is None:
+        raise CliError(f"no channel '{reference}' (give its id or shop domain)")
+    return channel
+
+
+@app.command("sync")
+def sync_command(
+    channel: Annotated[str, typer.Argument(help="Channel id or shop domain")],
+    resource: Annotated[SyncResource, typer.Argument(help="What to pull")],
+) -> None:
+    """Pull products, orders or inventory from a channel now, with a progress bar."""
+    with _errors():
+        settings = _load_settings()
+        url = _database_url(settings)
+        database = describe_database(url)
+        with _database_errors(database):
+            _ensure_schema(settings, url, database)
+            runtime = _build_runtime(settings)
+            try:
+                run, _ = asyncio.run(_sync_inline(runtime, channel, resource))
+            except PermanentJobError as exc:
+                raise CliError(str(exc)) from exc
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(run.counts.items())) or "nothing to do"
+    console.print(f"Sync {run.id}: {run.status} ({summary})", soft_wrap=True)
+    for problem in run.problems[:20]:
+        console.print(f"  problem: {problem}", soft_wrap=True)

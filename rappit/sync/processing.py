@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -31,7 +32,11 @@ async def _lock(
     return run
 
 
-def run_handler(sessionmaker: async_sessionmaker[AsyncSession], registry: SyncRegistry) -> Handler:
+def run_handler(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    registry: SyncRegistry,
+    on_progress: Callable[[SyncContext], None] | None = None,
+) -> Handler:
     async def handle(context: JobContext) -> dict[str, object]:
         try:
             organization_id = uuid.UUID(str(context.data["organization_id"]))
@@ -56,7 +61,7 @@ def run_handler(sessionmaker: async_sessionmaker[AsyncSession], registry: SyncRe
                           "type and resource", final=True)  # fmt: skip
             raise PermanentJobError(f"cannot sync {run.resource} of a {channel.type} channel")
 
-        sync = SyncContext(sessionmaker, run, channel)
+        sync = SyncContext(sessionmaker, run, channel, on_progress)
         try:
             await puller(sync)
         except (PermanentJobError, UnprocessablePayload) as exc:

@@ -45,7 +45,9 @@ class SyncContext:
         sessionmaker: async_sessionmaker[AsyncSession],
         run: SyncRun,
         channel: Channel,
+        on_progress: Callable[[SyncContext], None] | None = None,
     ) -> None:
+        self.on_progress = on_progress
         self.sessionmaker = sessionmaker
         self.run_id = run.id
         self.organization_id = run.organization_id
@@ -78,6 +80,8 @@ class SyncContext:
             run.drift = dict(self.drift)
             run.problems = list(self.problems)
             run.total = self.total
+        if self.on_progress is not None:
+            self.on_progress(self)
 
 
 Puller = Callable[[SyncContext], Awaitable[None]]
@@ -101,6 +105,7 @@ async def start_run(
     resource: SyncResource,
     *,
     cursor: dict[str, Any] | None = None,
+    send_job: bool = True,
 ) -> tuple[SyncRun, bool]:
     """Start a run unless one for the same channel and resource is already under way (then that
     one is returned, with False)."""
@@ -137,7 +142,8 @@ async def start_run(
     )
     session.add(run)
     await session.flush()
-    enqueue(session, run_job(channel.type, organization_id, run.id))
+    if send_job:
+        enqueue(session, run_job(channel.type, organization_id, run.id))
     return run, True
 
 
