@@ -1,4 +1,4 @@
-"""Deterministic shop data at scale: products with 1–3 variants, inventory levels per location,
+"""Deterministic shop data at scale: products with 1 to 3 variants, inventory levels per location,
 customers and orders spread over time.
 
 The same seed on a fresh ``SandboxState`` gives the same data, ids included. Objects are small
@@ -32,40 +32,136 @@ GENERATED_UNTIL = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp())
 
 _DAY = 86_400
 
-_ADJECTIVES = ["Classic", "Organic", "Vintage", "Everyday", "Premium", "Recycled", "Slim",
-               "Cozy", "Rugged", "Minimal", "Bold", "Soft", "Urban", "Alpine", "Coastal"]
-_MATERIALS = ["Cotton", "Linen", "Wool", "Leather", "Canvas", "Bamboo", "Ceramic", "Steel",
-              "Oak", "Denim"]
-_NOUNS = [("T-Shirt", "Apparel", "TS"), ("Hoodie", "Apparel", "HD"), ("Mug", "Kitchen", "MG"),
-          ("Backpack", "Bags", "BP"), ("Sneaker", "Shoes", "SN"), ("Cap", "Accessories", "CP"),
-          ("Scarf", "Accessories", "SC"), ("Notebook", "Stationery", "NB"),
-          ("Water Bottle", "Kitchen", "WB"), ("Tote Bag", "Bags", "TB"),
-          ("Socks", "Apparel", "SK"), ("Blanket", "Home", "BL")]
+_ADJECTIVES = [
+    "Classic",
+    "Organic",
+    "Vintage",
+    "Everyday",
+    "Premium",
+    "Recycled",
+    "Slim",
+    "Cozy",
+    "Rugged",
+    "Minimal",
+    "Bold",
+    "Soft",
+    "Urban",
+    "Alpine",
+    "Coastal",
+]
+_MATERIALS = [
+    "Cotton",
+    "Linen",
+    "Wool",
+    "Leather",
+    "Canvas",
+    "Bamboo",
+    "Ceramic",
+    "Steel",
+    "Oak",
+    "Denim",
+]
+_NOUNS = [
+    ("T-Shirt", "Apparel", "TS"),
+    ("Hoodie", "Apparel", "HD"),
+    ("Mug", "Kitchen", "MG"),
+    ("Backpack", "Bags", "BP"),
+    ("Sneaker", "Shoes", "SN"),
+    ("Cap", "Accessories", "CP"),
+    ("Scarf", "Accessories", "SC"),
+    ("Notebook", "Stationery", "NB"),
+    ("Water Bottle", "Kitchen", "WB"),
+    ("Tote Bag", "Bags", "TB"),
+    ("Socks", "Apparel", "SK"),
+    ("Blanket", "Home", "BL"),
+]
 _VENDORS = ["Acme", "Northwind", "Globex", "Initech", "Umbrella Goods", "Stark Supply"]
 _OPTIONS = [("Size", ["S", "M", "L"]), ("Color", ["Black", "White", "Blue"])]
 _CUSTOM_LINES = [("Gift wrapping", 350), ("Custom engraving", 900), ("Express handling", 500)]
-_FIRST = ["Ada", "Grace", "Alan", "Linus", "Margaret", "Edsger", "Barbara", "Ken", "Frances",
-          "Donald", "Hedy", "Niklaus", "Radia", "Tim", "Katherine", "Dennis", "Anita", "Guido",
-          "Sophie", "Lena", "Jonas", "Mia", "Emil", "Clara"]
-_LAST = ["Lovelace", "Hopper", "Turing", "Torvalds", "Hamilton", "Dijkstra", "Liskov",
-         "Thompson", "Allen", "Knuth", "Lamarr", "Wirth", "Perlman", "Berners-Lee", "Johnson",
-         "Ritchie", "Borg", "Rossum", "Wilson", "Schmidt", "Fischer", "Weber", "Wagner"]
-_CITIES = [("Berlin", "10115", "Germany", "DE", None, None),
-           ("Hamburg", "20095", "Germany", "DE", None, None),
-           ("Munich", "80331", "Germany", "DE", None, None),
-           ("Cologne", "50667", "Germany", "DE", None, None),
-           ("Vienna", "1010", "Austria", "AT", None, None),
-           ("Zurich", "8001", "Switzerland", "CH", "Zürich", "ZH"),
-           ("Amsterdam", "1012", "Netherlands", "NL", None, None),
-           ("New York", "10001", "United States", "US", "New York", "NY")]
-_STREETS = ["Hauptstrasse", "Bahnhofstrasse", "Gartenweg", "Lindenallee", "Schillerplatz",
-            "Main Street", "Kerkstraat", "Ringstrasse"]
-_FINANCIAL = ["paid"] * 70 + ["pending"] * 10 + ["authorized"] * 8 + ["partially_paid"] * 3 \
-    + ["partially_refunded"] * 4 + ["refunded"] * 3 + ["voided"] * 2
+_FIRST = [
+    "Ada",
+    "Grace",
+    "Alan",
+    "Linus",
+    "Margaret",
+    "Edsger",
+    "Barbara",
+    "Ken",
+    "Frances",
+    "Donald",
+    "Hedy",
+    "Niklaus",
+    "Radia",
+    "Tim",
+    "Katherine",
+    "Dennis",
+    "Anita",
+    "Guido",
+    "Sophie",
+    "Lena",
+    "Jonas",
+    "Mia",
+    "Emil",
+    "Clara",
+]
+_LAST = [
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Torvalds",
+    "Hamilton",
+    "Dijkstra",
+    "Liskov",
+    "Thompson",
+    "Allen",
+    "Knuth",
+    "Lamarr",
+    "Wirth",
+    "Perlman",
+    "Berners-Lee",
+    "Johnson",
+    "Ritchie",
+    "Borg",
+    "Rossum",
+    "Wilson",
+    "Schmidt",
+    "Fischer",
+    "Weber",
+    "Wagner",
+]
+_CITIES = [
+    ("Berlin", "10115", "Germany", "DE", None, None),
+    ("Hamburg", "20095", "Germany", "DE", None, None),
+    ("Munich", "80331", "Germany", "DE", None, None),
+    ("Cologne", "50667", "Germany", "DE", None, None),
+    ("Vienna", "1010", "Austria", "AT", None, None),
+    ("Zurich", "8001", "Switzerland", "CH", "Zürich", "ZH"),
+    ("Amsterdam", "1012", "Netherlands", "NL", None, None),
+    ("New York", "10001", "United States", "US", "New York", "NY"),
+]
+_STREETS = [
+    "Hauptstrasse",
+    "Bahnhofstrasse",
+    "Gartenweg",
+    "Lindenallee",
+    "Schillerplatz",
+    "Main Street",
+    "Kerkstraat",
+    "Ringstrasse",
+]
+_FINANCIAL = (
+    ["paid"] * 70
+    + ["pending"] * 10
+    + ["authorized"] * 8
+    + ["partially_paid"] * 3
+    + ["partially_refunded"] * 4
+    + ["refunded"] * 3
+    + ["voided"] * 2
+)
 _CANCEL_REASONS = ["customer", "customer", "fraud", "inventory", "declined", "staff", "other"]
 _TAGS = ["", "", "", "", "vip", "wholesale", "gift", "vip, gift", "repeat"]
 _LINE_COUNTS = [1] * 55 + [2] * 25 + [3] * 12 + [4] * 8
-_QUANTITIES = [1] * 75 + [2] * 17 + [3] * 8  # fmt: skip
+_QUANTITIES = [1] * 75 + [2] * 17 + [3] * 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,9 +338,21 @@ def _generate(
             if random_() < 0.04:
                 title, price = _CUSTOM_LINES[randrange(len(_CUSTOM_LINES))]
                 lines.append(
-                    LineItem(next_id("line_item"), None, None, None, title, None, None,
-                             quantity, price, 0, quantity, requires_shipping=False)
-                )  # fmt: skip
+                    LineItem(
+                        next_id("line_item"),
+                        None,
+                        None,
+                        None,
+                        title,
+                        None,
+                        None,
+                        quantity,
+                        price,
+                        0,
+                        quantity,
+                        requires_shipping=False,
+                    )
+                )
                 continue
             variant = all_variants[randrange(len(all_variants))]
             product = shop.products[variant.product_id]
@@ -293,9 +401,11 @@ def _generate(
             order.closed_at = order.cancelled_at
             order.updated_at = order.cancelled_at
             order.cancel_reason = _CANCEL_REASONS[randrange(len(_CANCEL_REASONS))]
-            order.financial_status = "voided" if financial in ("pending", "authorized") else (
-                "refunded" if financial == "paid" else financial
-            )  # fmt: skip
+            order.financial_status = (
+                "voided"
+                if financial in ("pending", "authorized")
+                else ("refunded" if financial == "paid" else financial)
+            )
         elif financial == "paid" and age > 3 * _DAY and roll < 0.70:  # shipped
             shipped = min(until, created + randrange(3600, 3 * _DAY))
             partial = roll < 0.10 and any(line.requires_shipping for line in lines[1:])

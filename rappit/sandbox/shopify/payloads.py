@@ -293,10 +293,11 @@ def fulfillment_json(shop: Shop, fulfillment: Fulfillment) -> dict[str, Any]:
     order = shop.orders[fulfillment.order_id]
     urls = fulfillment.tracking_urls or [
         url
-        for url in (tracking_url(fulfillment.tracking_company, n)
-                    for n in fulfillment.tracking_numbers)
+        for url in (
+            tracking_url(fulfillment.tracking_company, n) for n in fulfillment.tracking_numbers
+        )
         if url
-    ]  # fmt: skip
+    ]
     return {
         "id": fulfillment.id,
         "admin_graphql_api_id": gid("Fulfillment", fulfillment.id),
@@ -310,7 +311,9 @@ def fulfillment_json(shop: Shop, fulfillment: Fulfillment) -> dict[str, Any]:
         "shipment_status": fulfillment.shipment_status,
         "status": fulfillment.status,
         "tracking_company": fulfillment.tracking_company,
-        "tracking_number": fulfillment.tracking_numbers[0] if fulfillment.tracking_numbers else None,
+        "tracking_number": fulfillment.tracking_numbers[0]
+        if fulfillment.tracking_numbers
+        else None,
         "tracking_numbers": list(fulfillment.tracking_numbers),
         "tracking_url": urls[0] if urls else None,
         "tracking_urls": urls,
@@ -323,19 +326,40 @@ def fulfillment_json(shop: Shop, fulfillment: Fulfillment) -> dict[str, Any]:
     }
 
 
+def order_totals(order: Order) -> dict[str, int]:
+    """Cents: lines as ordered, lines now (after edits; nothing once cancelled), shipping and
+    the tax included in each total."""
+    cancelled = order.cancelled_at is not None
+    subtotal = sum(line.price_cents * line.quantity for line in order.line_items)
+    current_subtotal = (
+        0
+        if cancelled
+        else sum(line.price_cents * line.current_quantity for line in order.line_items)
+    )
+    total = subtotal + order.shipping_cents
+    current_total = current_subtotal + (0 if cancelled else order.shipping_cents)
+    return {
+        "subtotal": subtotal,
+        "current_subtotal": current_subtotal,
+        "total": total,
+        "current_total": current_total,
+        "tax": included_tax(total),
+        "current_tax": included_tax(current_total),
+    }
+
+
 def order_json(shop: Shop, order: Order) -> dict[str, Any]:
     offset = shop.utc_offset_minutes
     currency = order.currency
     cancelled = order.cancelled_at is not None
-    lines_total = sum(line.price_cents * line.quantity for line in order.line_items)
-    current_lines = 0 if cancelled else sum(
-        line.price_cents * line.current_quantity for line in order.line_items
-    )  # fmt: skip
+    totals = order_totals(order)
+    lines_total = totals["subtotal"]
+    current_lines = totals["current_subtotal"]
     shipping = order.shipping_cents
-    total = lines_total + shipping
-    current_total = current_lines + (0 if cancelled else shipping)
-    tax = included_tax(total)
-    current_tax = included_tax(current_total)
+    total = totals["total"]
+    current_total = totals["current_total"]
+    tax = totals["tax"]
+    current_tax = totals["current_tax"]
     outstanding = 0 if order.financial_status in ("paid", "refunded", "voided") else total
     grams = sum(line.grams * line.current_quantity for line in order.line_items)
     name = f"#{1000 + order.number}"
@@ -391,9 +415,14 @@ def order_json(shop: Shop, order: Order) -> dict[str, Any]:
         "subtotal_price_set": money_set(lines_total, currency),
         "tags": order.tags,
         "tax_lines": [
-            {"title": "MwSt", "rate": TAX_RATE_PERCENT / 100, "price": money(tax),
-             "price_set": money_set(tax, currency), "channel_liable": False}
-        ],  # fmt: skip
+            {
+                "title": "MwSt",
+                "rate": TAX_RATE_PERCENT / 100,
+                "price": money(tax),
+                "price_set": money_set(tax, currency),
+                "channel_liable": False,
+            }
+        ],
         "taxes_included": True,
         "test": order.test,
         "token": f"t{order.id:x}",
@@ -414,7 +443,9 @@ def order_json(shop: Shop, order: Order) -> dict[str, Any]:
         "billing_address": address_json(order.address),
         "customer": customer_json(shop, order.customer) if order.customer else None,
         "discount_applications": [],
-        "fulfillments": [fulfillment_json(shop, shop.fulfillments[f]) for f in order.fulfillment_ids],
+        "fulfillments": [
+            fulfillment_json(shop, shop.fulfillments[f]) for f in order.fulfillment_ids
+        ],
         "line_items": [
             line_item_json(line, currency, cancelled=cancelled) for line in order.line_items
         ],
@@ -466,9 +497,9 @@ def fulfillment_order_json(
     status = state.fulfillment_order_status(order)
     location = shop.locations[fulfillment_order.location_id]
     lines = {line.id: line for line in order.line_items}
-    actions = ["create_fulfillment", "move", "hold", "split"] if status in (
-        "open", "in_progress"
-    ) else []  # fmt: skip
+    actions = (
+        ["create_fulfillment", "move", "hold", "split"] if status in ("open", "in_progress") else []
+    )
     return {
         "id": fulfillment_order.id,
         "admin_graphql_api_id": gid("FulfillmentOrder", fulfillment_order.id),
@@ -480,7 +511,9 @@ def fulfillment_order_json(
         "fulfill_at": iso(fulfillment_order.created_at, offset),
         "fulfill_by": None,
         "supported_actions": actions,
-        "destination": None if order.address is None else {
+        "destination": None
+        if order.address is None
+        else {
             "id": fulfillment_order.id + 1,
             "address1": order.address.address1,
             "address2": order.address.address2,
@@ -493,7 +526,7 @@ def fulfillment_order_json(
             "phone": order.address.phone,
             "province": order.address.province,
             "zip": order.address.zip,
-        },  # fmt: skip
+        },
         "line_items": [
             {
                 "id": fo_line_id,

@@ -12,6 +12,7 @@ state given the same calls produces the same ids.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import secrets
 import tempfile
@@ -438,6 +439,7 @@ class Shop:
         self.graphql_bucket = LeakyBucket(plan.graphql_bucket, plan.graphql_restore)
         self.forced_throttles = 0
         self.forced_retry_after = 2.0
+        self.forced_graphql_throttles = 0
         self.log = RequestLog()
 
         self.locations: dict[int, Location] = {}
@@ -583,6 +585,7 @@ class SandboxState:
         self.webhook_timeout = webhook_timeout
         self.delete_failing_subscriptions = delete_failing_subscriptions
         self.listeners: list[EventListener] = []
+        self.tasks: set[asyncio.Task[None]] = set()  # bulk operations running on the loop
 
     def now(self) -> int:
         return int(self.clock.now())
@@ -654,9 +657,7 @@ class SandboxState:
     def level(self, shop: Shop, inventory_item_id: int, location_id: int) -> InventoryLevel:
         level = shop.levels.get((inventory_item_id, location_id))
         if level is None:
-            raise SandboxError(
-                422, {"base": ["Inventory item is not stocked at the location"]}
-            )
+            raise SandboxError(422, {"base": ["Inventory item is not stocked at the location"]})
         return level
 
     def set_available(
@@ -680,9 +681,7 @@ class SandboxState:
         level = shop.levels.get(key)
         if level is None:
             if not connect:
-                raise SandboxError(
-                    422, {"base": ["Inventory item is not stocked at the location"]}
-                )
+                raise SandboxError(422, {"base": ["Inventory item is not stocked at the location"]})
             level = InventoryLevel(inventory_item_id, location_id, 0, self.now())
             shop.add_level(level)
         new = available if available is not None else level.available + (delta or 0)
@@ -784,9 +783,7 @@ class SandboxState:
                 raise SandboxError(422, {"line_items": [f"no variant with SKU {spec.sku}"]})
         if variant is None:
             if not spec.title:
-                raise SandboxError(
-                    422, {"line_items": ["a line needs variant_id, sku or a title"]}
-                )
+                raise SandboxError(422, {"line_items": ["a line needs variant_id, sku or a title"]})
             return LineItem(
                 id=self.ids.next("line_item"),
                 variant_id=None,
@@ -826,10 +823,11 @@ class SandboxState:
             last_name=last,
             email=f"{first.lower()}.{last.lower()}{index}@example.com",
             phone=None,
-            address=Address(first, last, "Hauptstrasse 1", "Berlin", "10115", None, None,
-                            "Germany", "DE"),
+            address=Address(
+                first, last, "Hauptstrasse 1", "Berlin", "10115", None, None, "Germany", "DE"
+            ),
             created_at=now,
-        )  # fmt: skip
+        )
         shop.customers.append(customer)
         return customer
 
@@ -858,9 +856,13 @@ class SandboxState:
             if not line.fulfilled_quantity <= quantity <= line.quantity:
                 raise SandboxError(
                     422,
-                    {"line_items": [f"quantity of {line_id} must be between the fulfilled "
-                                    "quantity and the ordered quantity"]},
-                )  # fmt: skip
+                    {
+                        "line_items": [
+                            f"quantity of {line_id} must be between the fulfilled "
+                            "quantity and the ordered quantity"
+                        ]
+                    },
+                )
             removed = line.current_quantity - quantity
             if removed:
                 line.current_quantity = quantity
@@ -886,8 +888,9 @@ class SandboxState:
         self._advance(shop, order)
         changes: list[tuple[str, Any]] = [("orders/updated", order)]
         if additions or removals:
-            edit = OrderEdit(self.ids.next("order_edit"), order, order.updated_at, additions,
-                             removals)  # fmt: skip
+            edit = OrderEdit(
+                self.ids.next("order_edit"), order, order.updated_at, additions, removals
+            )
             changes.insert(0, ("orders/edited", edit))
         self.emit(shop, changes)
         return order
@@ -997,18 +1000,18 @@ class SandboxState:
                 raise SandboxError(404, "Not Found")
             this_order = shop.orders[fulfillment_order.order_id]
             if order is not None and this_order.id != order.id:
-                raise SandboxError(
-                    422, ["All fulfillment orders must belong to the same order."]
-                )
+                raise SandboxError(422, ["All fulfillment orders must belong to the same order."])
             order = this_order
             self.fulfillment_order(shop, order)  # lines added by edits
             status = self.fulfillment_order_status(order)
             if status not in ("open", "in_progress"):
                 raise SandboxError(
                     422,
-                    [f"Fulfillment order {fulfillment_order_id} has an unfulfillable "
-                     f"status= {status}."],
-                )  # fmt: skip
+                    [
+                        f"Fulfillment order {fulfillment_order_id} has an unfulfillable "
+                        f"status= {status}."
+                    ],
+                )
             by_line = {line.id: line for line in order.line_items}
             if lines is None:
                 for line_id in fulfillment_order.line_ids:
@@ -1020,9 +1023,11 @@ class SandboxState:
                 if located is None or located[0] != fulfillment_order_id:
                     raise SandboxError(
                         422,
-                        [f"Fulfillment order line item {fo_line_id} does not belong to "
-                         f"fulfillment order {fulfillment_order_id}."],
-                    )  # fmt: skip
+                        [
+                            f"Fulfillment order line item {fo_line_id} does not belong to "
+                            f"fulfillment order {fulfillment_order_id}."
+                        ],
+                    )
                 line = by_line[located[1]]
                 total = quantities.get(line.id, 0) + quantity
                 if quantity < 1 or total > line.fulfillable_quantity:
@@ -1062,14 +1067,18 @@ class SandboxState:
                     if level is not None:  # shipped: leaves committed (and on hand)
                         level.committed = max(0, level.committed - fulfilled)
         status_topic = (
-            "orders/fulfilled" if order.fulfillment_status == "fulfilled"
+            "orders/fulfilled"
+            if order.fulfillment_status == "fulfilled"
             else "orders/partially_fulfilled"
-        )  # fmt: skip
+        )
         self.emit(
             shop,
-            [("fulfillments/create", fulfillment), (status_topic, order),
-             ("orders/updated", order)],
-        )  # fmt: skip
+            [
+                ("fulfillments/create", fulfillment),
+                (status_topic, order),
+                ("orders/updated", order),
+            ],
+        )
         return fulfillment
 
     def update_tracking(
@@ -1116,10 +1125,42 @@ _LOCATION_PRESETS = [
     ("Munich outlet", "Leopoldstrasse 20", "Munich", "80802"),
 ]
 
-_FIRST_NAMES = ["Ada", "Grace", "Alan", "Linus", "Margaret", "Edsger", "Barbara", "Ken",
-                "Frances", "Donald", "Hedy", "Niklaus", "Radia", "Tim", "Katherine", "Dennis"]
-_LAST_NAMES = ["Lovelace", "Hopper", "Turing", "Torvalds", "Hamilton", "Dijkstra", "Liskov",
-               "Thompson", "Allen", "Knuth", "Lamarr", "Wirth", "Perlman", "Berners-Lee",
-               "Johnson", "Ritchie"]  # fmt: skip
-_GUEST_ADDRESS = Address("Guest", "Buyer", "Marktplatz 3", "Leipzig", "04109", None, None,
-                         "Germany", "DE")  # fmt: skip
+_FIRST_NAMES = [
+    "Ada",
+    "Grace",
+    "Alan",
+    "Linus",
+    "Margaret",
+    "Edsger",
+    "Barbara",
+    "Ken",
+    "Frances",
+    "Donald",
+    "Hedy",
+    "Niklaus",
+    "Radia",
+    "Tim",
+    "Katherine",
+    "Dennis",
+]
+_LAST_NAMES = [
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Torvalds",
+    "Hamilton",
+    "Dijkstra",
+    "Liskov",
+    "Thompson",
+    "Allen",
+    "Knuth",
+    "Lamarr",
+    "Wirth",
+    "Perlman",
+    "Berners-Lee",
+    "Johnson",
+    "Ritchie",
+]
+_GUEST_ADDRESS = Address(
+    "Guest", "Buyer", "Marktplatz 3", "Leipzig", "04109", None, None, "Germany", "DE"
+)
