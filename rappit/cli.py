@@ -1112,3 +1112,72 @@ def sync_command(
     console.print(f"Sync {run.id}: {run.status} ({summary})", soft_wrap=True)
     for problem in run.problems[:20]:
         console.print(f"  problem: {problem}", soft_wrap=True)
+
+
+# --- sandbox -----------------------------------------------------------------------------------
+
+
+@app.command("sandbox")
+def sandbox_command(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on")] = 8787,
+    shop: Annotated[str, typer.Option(help="The simulated shop's domain")] = "acme.myshopify.com",
+    orders: Annotated[int, typer.Option(min=0, help="Orders to generate")] = 1000,
+    products: Annotated[int, typer.Option(min=0, help="Products to generate")] = 100,
+    seed: Annotated[int, typer.Option(help="Seed of the generated data")] = 1,
+    plan: Annotated[
+        str, typer.Option(help="Rate limits of the plan: standard, advanced or plus")
+    ] = "standard",
+    access_token: Annotated[
+        str | None, typer.Option(help="Admin API access token [default: random]")
+    ] = None,
+    webhook_secret: Annotated[
+        str | None, typer.Option(help="Secret that signs the webhooks [default: random]")
+    ] = None,
+) -> None:
+    """Run a simulated Shopify Admin API (REST, GraphQL, bulk operations, signed webhooks,
+    rate limits) with generated data, until Ctrl-C."""
+    import time
+
+    from rappit.sandbox.shopify import PLANS, SandboxState, generate
+    from rappit.sandbox.shopify.server import base_url_of, bind, serve
+
+    with _errors():
+        if plan not in PLANS:
+            raise CliError(f"unknown plan {plan!r}: use one of {', '.join(PLANS)}")
+        if orders and not products:
+            raise CliError("orders need products: give --products")
+        state = SandboxState()
+        created = state.create_shop(
+            shop, access_token=access_token, webhook_secret=webhook_secret, plan=plan
+        )
+        with err_console.status(f"Generating {products} products and {orders} orders..."):
+            summary = generate(
+                state, shop, products=products, orders=orders, seed=seed, until=int(time.time())
+            )
+        try:
+            sock = bind(host, port)
+        except OSError as exc:
+            raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    base = base_url_of(sock)
+    _print_banner(
+        "Rappit sandbox: Shopify Admin API",
+        [
+            ("Base URL", base),
+            ("Shop", created.domain),
+            ("API base URL", f"{base}/shops/{created.domain}  (the channel's api_base_url)"),
+            ("Access token", created.access_token),
+            ("Webhook secret", created.webhook_secret),
+            ("Plan", f"{plan} (REST {created.plan.rest_bucket:g}/{created.plan.rest_leak:g})"),
+            (
+                "Data",
+                f"{summary.products} products ({summary.variants} variants), "
+                f"{summary.orders} orders, seed {seed}",
+            ),
+            ("Control API", f"{base}/_sandbox/  (docs: {base}/docs)"),
+        ],
+    )
+    # As in `serve`: uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal.
+    for handled in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(handled, lambda *_: None)
+    serve(state, sock=sock)

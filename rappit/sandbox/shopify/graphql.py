@@ -1329,7 +1329,7 @@ _BULK_BUILDERS: dict[str, Callable[[Ctx, Any], Resolved]] = {
 }
 
 
-@router.get("/bulk/{operation_id:int}.jsonl", include_in_schema=False)
+@router.get("/bulk/{operation_id:int}.jsonl", include_in_schema=False, response_model=None)
 async def bulk_file(request: Request, operation_id: int) -> FileResponse | JSONResponse:
     state = sandbox_state(request)
     for shop in state.shops.values():
