@@ -243,3 +243,40 @@ async def test_inventory_reports_unmapped_locations_and_drift(
     key = f"{listing.external_inventory_item_id}@{locations[0]['id']}"
     assert second.counts["drift"] == 1
     assert second.drift[key]["channel_available"] - second.drift[key]["rappit_available"] == 3
+
+
+async def test_a_webhook_and_a_poll_of_one_order_make_one_order(
+    queue_runtime: Runtime, database: TestDatabase, channel: Channel, sandbox: SandboxServer
+) -> None:
+    from rappit.app import create_app
+    from tests.integrations.shopify.test_webhook_processing import process_pending
+    from tests.support.shopify import post_webhook
+
+    newest = _shop_get(sandbox, "orders.json", status="any", limit=1, order="updated_at desc")
+    payload = newest["orders"][0]
+    shop = sandbox.state.shops[DOMAIN]
+    transport = httpx.ASGITransport(app=create_app(runtime=queue_runtime))
+    async with httpx.AsyncClient(transport=transport, base_url="http://rappit.test") as client:
+        response = await post_webhook(
+            client, "orders/updated", payload, shop=DOMAIN, secret=shop.webhook_secret
+        )
+        assert response.json() == {"status": "enqueued"}
+    await process_pending(database)
+    run = await _sync(queue_runtime, channel, SyncResource.ORDERS)
+
+    async with database.sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(Order)) == 300
+        matching = await session.scalar(
+            select(func.count())
+            .select_from(Order)
+            .where(Order.external_order_id == str(payload["id"]))
+        )
+    assert matching == 1
+    # The poll saw the webhook's order as already current.
+    assert (
+        run.counts["created"],
+        run.counts.get("unchanged", 0) + run.counts.get("updated", 0),
+    ) == (
+        299,
+        1,
+    )
