@@ -235,8 +235,8 @@ def _generate(
         for position in range(1, count + 1):
             value = values[position - 1] if option_name else None
             sku: str | None = f"{code}-{index + 1:05d}" + (f"-{value.upper()}" if value else "")
-            if rng.random() < 0.02:
-                sku = None  # merchants leave SKUs empty
+            if (variant_count + position) % 40 == 7:
+                sku = None  # merchants leave some SKUs empty (one variant in 40)
             variants.append(
                 Variant(
                     id=state.ids.next("variant"),
@@ -329,17 +329,37 @@ def _generate(
         return low + int(random_() * (high - low))
 
     next_id = state.ids.next
+    # Catalogue lines, flattened once: (variant, product, sku, title, variant title, vendor,
+    # price, grams, inventory item).
+    templates = [
+        (
+            variant.id,
+            variant.product_id,
+            variant.sku,
+            shop.products[variant.product_id].title,
+            None if variant.title == "Default Title" else variant.title,
+            shop.products[variant.product_id].vendor,
+            variant.price_cents,
+            variant.grams,
+            variant.inventory_item_id,
+        )
+        for variant in all_variants
+    ]
+    template_count = len(templates)
+    custom_count = len(_CUSTOM_LINES)
+    # At most 4 lines an order: one block of ids, the unused ones simply never appear.
+    line_ids = iter(state.ids.block("line_item", 4 * orders))
     for created in created_times:
         number = shop.next_order_number
         shop.next_order_number += 1
         lines: list[LineItem] = []
-        for _ in range(_LINE_COUNTS[randrange(100)]):
-            quantity = _QUANTITIES[randrange(100)]
+        for _ in range(_LINE_COUNTS[int(random_() * 100)]):
+            quantity = _QUANTITIES[int(random_() * 100)]
             if random_() < 0.04:
-                title, price = _CUSTOM_LINES[randrange(len(_CUSTOM_LINES))]
+                title, price = _CUSTOM_LINES[int(random_() * custom_count)]
                 lines.append(
                     LineItem(
-                        next_id("line_item"),
+                        next(line_ids),
                         None,
                         None,
                         None,
@@ -350,26 +370,30 @@ def _generate(
                         price,
                         0,
                         quantity,
-                        requires_shipping=False,
+                        0,
+                        False,
                     )
                 )
                 continue
-            variant = all_variants[randrange(len(all_variants))]
-            product = shop.products[variant.product_id]
+            v_id, p_id, sku, title, v_title, vendor, price, grams, item = templates[
+                int(random_() * template_count)
+            ]
             lines.append(
                 LineItem(
-                    next_id("line_item"),
-                    variant.id,
-                    product.id,
-                    variant.sku,
-                    product.title,
-                    None if variant.title == "Default Title" else variant.title,
-                    product.vendor,
+                    next(line_ids),
+                    v_id,
+                    p_id,
+                    sku,
+                    title,
+                    v_title,
+                    vendor,
                     quantity,
-                    variant.price_cents,
-                    variant.grams,
+                    price,
+                    grams,
                     quantity,
-                    inventory_item_id=variant.inventory_item_id,
+                    0,
+                    True,
+                    item,
                 )
             )
         line_total += len(lines)

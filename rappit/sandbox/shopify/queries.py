@@ -64,7 +64,12 @@ class OrderFilter:
     fulfillment_status: str | None = None
 
     def matches(self, order: Order) -> bool:
-        if self.status != "any" and order.status != self.status:
+        status = self.status
+        if status == "open" and (order.closed_at is not None or order.cancelled_at is not None):
+            return False
+        if status == "closed" and order.closed_at is None:  # archived, cancelled ones included
+            return False
+        if status == "cancelled" and order.cancelled_at is None:
             return False
         if self.ids is not None and order.id not in self.ids:
             return False

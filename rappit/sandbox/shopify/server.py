@@ -34,7 +34,9 @@ LOOPBACK = "127.0.0.1"
 
 def bind(host: str = LOOPBACK, port: int = 0) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say
+    # so, and with Nagle on, every keep-alive response waits out the client's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)
@@ -216,7 +218,9 @@ class SandboxProcess:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                httpx.get(f"{self.base_url}/_sandbox/health", timeout=1.0).raise_for_status()
+                httpx.get(
+                    f"{self.base_url}/_sandbox/health", timeout=1.0, trust_env=False
+                ).raise_for_status()
                 return self.base_url
             except httpx.HTTPError:
                 if time.monotonic() > deadline:
