@@ -241,6 +241,17 @@ def _ensure_schema(settings: Settings, url: str, database: str) -> None:
 # --- serve / api -------------------------------------------------------------------------------
 
 
+def _ready_database() -> tuple[Settings, str, str]:
+    """Settings, database URL and its description, with the schema checked (or created for the
+    embedded default): the shared start of every command that works on the database."""
+    settings = _load_settings()
+    url = _database_url(settings)
+    database = describe_database(url)
+    with _database_errors(database):
+        _ensure_schema(settings, url, database)
+    return settings, url, database
+
+
 def _http_base(host: str, port: int) -> str:
     if host in ("0.0.0.0", "::", ""):  # listening everywhere: loopback is one address that works
         host = "127.0.0.1"
@@ -654,11 +665,7 @@ def worker(
     """Run queue workers until SIGTERM or Ctrl-C; jobs in flight finish first."""
     with _errors():
         queues = _worker_queues(queue or [])
-        settings = _load_settings()
-        url = _database_url(settings)
-        database = describe_database(url)
-        with _database_errors(database):
-            _ensure_schema(settings, url, database)
+        settings, _url, database = _ready_database()
         runtime = _build_runtime(settings)
         finished = asyncio.run(_run_workers(runtime, queues, concurrency, database))
     if not finished:
@@ -966,11 +973,8 @@ def webhooks_list(
 ) -> None:
     """The newest webhook events across every organisation (an operator's view)."""
     with _errors():
-        settings = _load_settings()
-        url = _database_url(settings)
-        database = describe_database(url)
+        settings, url, database = _ready_database()
         with _database_errors(database):
-            _ensure_schema(settings, url, database)
             engine = create_engine(url, pool_size=1)
             runtime = Runtime(
                 settings=settings,
@@ -1014,11 +1018,8 @@ def webhooks_replay(
 ) -> None:
     """Process a webhook event again, e.g. a FAILED one once its cause is fixed."""
     with _errors():
-        settings = _load_settings()
-        url = _database_url(settings)
-        database = describe_database(url)
+        settings, _url, database = _ready_database()
         with _database_errors(database):
-            _ensure_schema(settings, url, database)
             runtime = _build_runtime(settings)
             try:
                 event = asyncio.run(_replay_event(runtime, event_id))
@@ -1098,11 +1099,8 @@ def sync_command(
 ) -> None:
     """Pull products, orders or inventory from a channel now, with a progress bar."""
     with _errors():
-        settings = _load_settings()
-        url = _database_url(settings)
-        database = describe_database(url)
+        settings, _url, database = _ready_database()
         with _database_errors(database):
-            _ensure_schema(settings, url, database)
             runtime = _build_runtime(settings)
             try:
                 run, _ = asyncio.run(_sync_inline(runtime, channel, resource))
