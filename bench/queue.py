@@ -420,6 +420,7 @@ def render_markdown(
     machine: list[tuple[str, str]],
     arguments: argparse.Namespace,
 ) -> str:
+    spread = [ratio for result in results for ratio in result.round_ratios]
     verdicts = []
     for level in arguments.log_level:
         ratios = [result.ratio for result in results if result.log_level == level]
@@ -454,9 +455,9 @@ def render_markdown(
         f"{arguments.rounds} round(s), the sides alternating which goes first; *Rappit jobs/s* "
         "and *bare jobs/s* are the medians, *Rappit/bare* their ratio and *by round* the ratio "
         "within each round (the spread shows the noise). *worker CPU µs/job* is the user + "
-        "system CPU time of the worker processes while the clock ran, per job (median): it "
-        "hardly moves when other work competes for the CPUs, so it shows the layer's own cost "
-        "where the rates are noisy.",
+        "system CPU time of the worker processes while the clock ran, per job (median): the "
+        "cost of a job to the worker whatever else waits for the CPUs, though sharing them "
+        "still moves it (caches, clock speed).",
         "",
         f"Command: `{_command()}` ({arguments.jobs:,} jobs per cell). *Rappit logs*: the "
         "log level of Rappit's worker processes (INFO is the production default).",
@@ -469,7 +470,7 @@ def render_markdown(
         "",
         f"Target: Rappit at least {TARGET} times bare's jobs per second in every cell: "
         + "; ".join(verdicts)
-        + ".",
+        + f". Single rounds range from {min(spread):.2f} to {max(spread):.2f} times bare.",
         "",
         "What the Rappit side does on top of bare BullMQ per job: on the producer, the job "
         "options of every `JobRequest` (deterministic `jobId`, attempts, backoff, age-based "
@@ -559,6 +560,7 @@ async def main(arguments: argparse.Namespace) -> None:
             f"{_package_version('redis')}, Rappit {__version__}",
         ),
         ("load average before the run", "{:.2f} {:.2f} {:.2f}".format(*load_before)),
+        ("load average after the run", "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())),
     ]
     if arguments.docs:
         write_docs(render_markdown(results, machine, arguments), DOCS)
