@@ -147,7 +147,9 @@ class QueueWorker:
             max_attempts=max_attempts,
         )
         started = time.perf_counter()
-        logger.info(
+        # DEBUG: at INFO, one line per job (done or failed) is the lifecycle; a second line per
+        # job cost a sixth of a worker's CPU in bench/queue.py.
+        logger.debug(
             "job started: queue=%s name=%s id=%s attempt=%d/%d",
             self.queue.value,
             job.name,
