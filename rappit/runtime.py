@@ -75,7 +75,8 @@ def build_runtime(settings: Settings, *, with_queue: bool = True) -> Runtime:
     )
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: a plain def dependency would be run in a thread pool on every request.
     runtime: Runtime = request.app.state.runtime
     return runtime
 
