@@ -80,6 +80,10 @@ async def pull_orders(sync: SyncContext, client: ShopifyClient) -> None:
     if since:
         params["updated_at_min"] = since
     newest = sync.cursor.get("newest")
+    if sync.total is None:
+        # For the progress shown to people; the pull itself does not depend on it.
+        count_params = {k: v for k, v in params.items() if k != "order"}
+        sync.total = int((await client.get("orders/count.json", count_params)).json["count"])
     async for response in client.pages(
         "orders.json", params, page_info=sync.cursor.get("page_info")
     ):
@@ -141,6 +145,8 @@ async def _finish_orders(sync: SyncContext) -> None:
 async def pull_products(sync: SyncContext, client: ShopifyClient) -> None:
     if sync.cursor.get("done"):
         return
+    if sync.total is None:
+        sync.total = int((await client.get("products/count.json")).json["count"])
     async for response in client.pages("products.json", {}, page_info=sync.cursor.get("page_info")):
         products = response.json.get("products", [])
         sync.count("fetched", len(products))
