@@ -42,10 +42,13 @@ import sys
 from pathlib import Path
 
 # Run as a script, this folder comes first on sys.path, where bench/queue.py would shadow the
-# standard library's ``queue`` module (imported by redis-py and asyncio's helpers). The
-# repository root is needed for the test suite's payload builders.
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+# standard library's ``queue`` module (redis-py imports it): it goes last instead, where
+# ``import benchkit`` still finds the shared helpers.
+_HERE = str(Path(__file__).resolve().parent)
+if sys.path and str(Path(sys.path[0] or ".").resolve()) == _HERE:
     del sys.path[0]
+sys.path.append(_HERE)
+# The repository root is needed for the test suite's payload builders.
 if str(Path(__file__).resolve().parent.parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -75,6 +78,7 @@ from importlib.metadata import version as package_version
 from typing import Any
 
 import asyncpg
+import benchkit
 import httpx
 import redis
 from bullmq import Job, Queue, Worker
@@ -335,19 +339,6 @@ def free_port() -> int:
         return port
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes so far (Linux /proc); gone ones count 0."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
-
-
 def pids_named(name: str) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -370,9 +361,9 @@ class CpuMeter:
         self.used: dict[str, float] = {}
 
     def _read(self) -> dict[str, float]:
-        values = {name: cpu_seconds(pids) for name, pids in self.groups.items()}
-        values["PostgreSQL"] = cpu_seconds(pids_named("postgres"))
-        values["Redis"] = cpu_seconds(pids_named("redis-server"))
+        values = {name: benchkit.cpu_seconds(pids) for name, pids in self.groups.items()}
+        values["PostgreSQL"] = benchkit.cpu_seconds(pids_named("postgres"))
+        values["Redis"] = benchkit.cpu_seconds(pids_named("redis-server"))
         return values
 
     def start(self) -> None:
@@ -991,26 +982,6 @@ async def e2e_bare(context: Context, jobs: int) -> Flow:
 # --- environment and report --------------------------------------------------------------------
 
 
-def _memory() -> str:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    except OSError:
-        pass
-    return "unknown"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def _redis_description(url: str) -> str:
     client = redis.Redis(**connection_kwargs(url), decode_responses=True)
     try:
@@ -1217,18 +1188,6 @@ def render_markdown(
     return "\n".join(lines) + "\n"
 
 
-def write_docs(section: str, path: Path) -> None:
-    """Rewrite only this script's section (read just before writing: other scripts own the
-    other sections of the same file)."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(re.escape(START_MARK) + r".*?" + re.escape(END_MARK) + r"\n?", re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
-
-
 # --- main --------------------------------------------------------------------------------------
 
 
@@ -1407,8 +1366,8 @@ async def main(arguments: argparse.Namespace) -> None:
 
     machine = [
         ("date", datetime.now(UTC).strftime("%Y-%m-%d")),
-        ("CPUs (nproc)", f"{len(os.sched_getaffinity(0))}, {_cpu_model()}"),
-        ("memory", _memory()),
+        ("CPUs (nproc)", f"{len(os.sched_getaffinity(0))}, {benchkit.cpu_model()}"),
+        ("memory", benchkit.memory()),
         ("PostgreSQL", f"{server_version} (default configuration, same machine)"),
         ("Redis", _redis_description(arguments.redis_url)),
         (
@@ -1421,7 +1380,9 @@ async def main(arguments: argparse.Namespace) -> None:
         ("load average before the run", "{:.2f} {:.2f} {:.2f}".format(*load_before)),
     ]
     if arguments.docs:
-        write_docs(render_markdown(report, machine, arguments, body_bytes), DOCS)
+        benchkit.write_section(
+            render_markdown(report, machine, arguments, body_bytes), DOCS, START_MARK, END_MARK
+        )
         console.print(f"Written to {DOCS}")
 
 

@@ -30,17 +30,18 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# This file is named like the standard library's ``queue`` module, which redis-py and
-# concurrent.futures import: run as a script, its own folder would come first on sys.path and
-# shadow it.
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+# Run as a script, this folder comes first on sys.path, where bench/queue.py would shadow the
+# standard library's ``queue`` module (redis-py imports it): it goes last instead, where
+# ``import benchkit`` still finds the shared helpers.
+_HERE = str(Path(__file__).resolve().parent)
+if sys.path and str(Path(sys.path[0] or ".").resolve()) == _HERE:
     del sys.path[0]
+sys.path.append(_HERE)
 
 import argparse
 import asyncio
 import os
 import platform
-import re
 import signal
 import statistics
 import tempfile
@@ -49,6 +50,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
+import benchkit
 import redis
 from bullmq import Job, Queue, Worker
 from rich.console import Console
@@ -225,16 +227,6 @@ async def start_workers(
     return started
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes so far (Linux /proc)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
-
-
 async def stop_workers(processes: list[asyncio.subprocess.Process]) -> None:
     for process in processes:
         if process.returncode is None:
@@ -313,7 +305,7 @@ async def run_cell(
             await producer.add(arguments.jobs)
         workers = await start_workers(arguments, side, prefix, processes, log_level, logs)
         pids = [worker.pid for worker in workers]
-        cpu_started = cpu_seconds(pids)
+        cpu_started = benchkit.cpu_seconds(pids)
         started = time.perf_counter()
         if mode == "backlog":
             await producer.queue.resume()
@@ -321,7 +313,7 @@ async def run_cell(
             await producer.add(arguments.jobs)
         await wait_completed(producer.queue, arguments.jobs, arguments.timeout)
         elapsed = time.perf_counter() - started
-        cpu = cpu_seconds(pids) - cpu_started
+        cpu = benchkit.cpu_seconds(pids) - cpu_started
     finally:
         await stop_workers(workers)
         await producer.close()
@@ -346,26 +338,6 @@ def delete_keys(url: str, pattern: str) -> int:
 
 
 # --- environment and report --------------------------------------------------------------------
-
-
-def _memory() -> str:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    except OSError:
-        pass
-    return "unknown"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _redis_description(url: str) -> str:
@@ -484,24 +456,6 @@ def render_markdown(
     return "\n".join(lines) + "\n"
 
 
-def write_docs(section: str, path: Path) -> None:
-    if path.exists():
-        text = path.read_text()
-    else:
-        text = (
-            "# Benchmarks\n\n"
-            "Each benchmark measures Rappit against a baseline in the same run on the same "
-            "machine and records the ratio; absolute numbers move with the machine, the ratios "
-            "much less. Each section is rewritten by the script named in it.\n\n"
-        )
-    pattern = re.compile(re.escape(START_MARK) + r".*?" + re.escape(END_MARK) + r"\n?", re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
-
-
 # --- main --------------------------------------------------------------------------------------
 
 
@@ -551,8 +505,8 @@ async def main(arguments: argparse.Namespace) -> None:
 
     machine = [
         ("date", datetime.now(UTC).strftime("%Y-%m-%d")),
-        ("CPUs (nproc)", f"{len(os.sched_getaffinity(0))}, {_cpu_model()}"),
-        ("memory", _memory()),
+        ("CPUs (nproc)", f"{len(os.sched_getaffinity(0))}, {benchkit.cpu_model()}"),
+        ("memory", benchkit.memory()),
         ("Redis", redis_description),
         (
             "Python",
@@ -563,7 +517,9 @@ async def main(arguments: argparse.Namespace) -> None:
         ("load average after the run", "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())),
     ]
     if arguments.docs:
-        write_docs(render_markdown(results, machine, arguments), DOCS)
+        benchkit.write_section(
+            render_markdown(results, machine, arguments), DOCS, START_MARK, END_MARK
+        )
         console.print(f"Written to {DOCS}")
 
 

@@ -20,12 +20,22 @@ result.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a script, this folder comes first on sys.path, where bench/queue.py would shadow the
+# standard library's ``queue`` module (redis-py imports it): it goes last instead, where
+# ``import benchkit`` still finds the shared helpers.
+_HERE = str(Path(__file__).resolve().parent)
+if sys.path and str(Path(sys.path[0] or ".").resolve()) == _HERE:
+    del sys.path[0]
+sys.path.append(_HERE)
+
 import argparse
 import asyncio
 import os
 import platform
 import random
-import re
 import sys
 import time
 import uuid
@@ -35,6 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
+import benchkit
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
@@ -261,26 +272,6 @@ async def run_bare(
 # --- environment and report ------------------------------------------------------------------
 
 
-def _memory() -> str:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    except OSError:
-        pass
-    return "unknown"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def _command() -> str:
     arguments = []
     for argument in sys.argv[1:]:
@@ -333,24 +324,6 @@ def render_markdown(results: list[Result], machine: list[tuple[str, str]], secon
         END_MARK,
     ]
     return "\n".join(lines) + "\n"
-
-
-def write_docs(section: str, path: Path) -> None:
-    if path.exists():
-        text = path.read_text()
-    else:
-        text = (
-            "# Benchmarks\n\n"
-            "Each benchmark measures Rappit against a baseline in the same run on the same "
-            "machine and records the ratio; absolute numbers move with the machine, the ratios "
-            "much less. Each section is rewritten by the script named in it.\n\n"
-        )
-    pattern = re.compile(re.escape(START_MARK) + r".*?" + re.escape(END_MARK) + r"\n?", re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
 
 
 # --- main --------------------------------------------------------------------------------------
@@ -433,14 +406,16 @@ async def main(arguments: argparse.Namespace) -> None:
 
     machine = [
         ("date", datetime.now(UTC).strftime("%Y-%m-%d")),
-        ("CPUs (nproc)", f"{len(os.sched_getaffinity(0))}, {_cpu_model()}"),
-        ("memory", _memory()),
+        ("CPUs (nproc)", f"{len(os.sched_getaffinity(0))}, {benchkit.cpu_model()}"),
+        ("memory", benchkit.memory()),
         ("PostgreSQL", f"{server_version} (default configuration, same machine)"),
         ("Python", f"{platform.python_version()}, asyncio event loop, Rappit {__version__}"),
         ("load average before the run", "{:.2f} {:.2f} {:.2f}".format(*load_before)),
     ]
     if arguments.docs:
-        write_docs(render_markdown(results, machine, arguments.seconds), DOCS)
+        benchkit.write_section(
+            render_markdown(results, machine, arguments.seconds), DOCS, START_MARK, END_MARK
+        )
         console.print(f"Written to {DOCS}")
 
 
