@@ -8,6 +8,10 @@ import platform
 import re
 from pathlib import Path
 
+import redis
+
+from rappit.queues.connection import connection_kwargs
+
 DOCS_HEADER = (
     "# Benchmarks\n\n"
     "Each benchmark measures Rappit against a baseline in the same run on the same machine and "
@@ -59,3 +63,21 @@ def write_section(section: str, path: Path, start_mark: str, end_mark: str) -> N
     else:
         text = text.rstrip("\n") + "\n\n" + section
     path.write_text(text)
+
+
+def delete_keys(url: str, pattern: str) -> int:
+    """Remove a run's Redis keys (UNLINK in batches of 1,000); returns how many went."""
+    client = redis.Redis(**connection_kwargs(url))
+    deleted = 0
+    try:
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                deleted += client.unlink(*batch)
+                batch.clear()
+        if batch:
+            deleted += client.unlink(*batch)
+    finally:
+        client.close()
+    return deleted

@@ -1017,23 +1017,6 @@ def _cpu_cell(values: dict[str, float], names: tuple[str, ...], unit: str) -> st
     )
 
 
-def delete_keys(url: str, pattern: str) -> int:
-    client = redis.Redis(**connection_kwargs(url))
-    deleted = 0
-    try:
-        batch: list[bytes] = []
-        for key in client.scan_iter(match=pattern, count=1000):
-            batch.append(key)
-            if len(batch) >= 1000:
-                deleted += client.unlink(*batch)
-                batch.clear()
-        if batch:
-            deleted += client.unlink(*batch)
-    finally:
-        client.close()
-    return deleted
-
-
 @dataclass(frozen=True)
 class Report:
     rappit_ingest: Load
@@ -1300,7 +1283,7 @@ async def main(arguments: argparse.Namespace) -> None:
                         else ""
                     )
                 )
-            deleted = delete_keys(arguments.redis_url, f"{run_prefix}-ingest:*")
+            deleted = benchkit.delete_keys(arguments.redis_url, f"{run_prefix}-ingest:*")
             console.print(f"  deleted the ingest jobs ({deleted:,} Redis keys)")
 
             flows: dict[str, Flow] = {}
@@ -1323,7 +1306,7 @@ async def main(arguments: argparse.Namespace) -> None:
     finally:
         if context is not None and context.services:
             await asyncio.to_thread(stop_services, list(context.services))
-        deleted = delete_keys(arguments.redis_url, f"{run_prefix}-*")
+        deleted = benchkit.delete_keys(arguments.redis_url, f"{run_prefix}-*")
         admin = await asyncpg.connect(admin_dsn)
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -320,23 +320,6 @@ async def run_cell(
     return Measurement(arguments.jobs / elapsed, cpu / arguments.jobs * 1e6)
 
 
-def delete_keys(url: str, pattern: str) -> int:
-    client = redis.Redis(**connection_kwargs(url))
-    deleted = 0
-    try:
-        batch: list[bytes] = []
-        for key in client.scan_iter(match=pattern, count=1000):
-            batch.append(key)
-            if len(batch) >= 1000:
-                deleted += client.unlink(*batch)
-                batch.clear()
-        if batch:
-            deleted += client.unlink(*batch)
-    finally:
-        client.close()
-    return deleted
-
-
 # --- environment and report --------------------------------------------------------------------
 
 
@@ -490,10 +473,10 @@ async def main(arguments: argparse.Namespace) -> None:
                             f"round {round_ + 1}, {side}: {measured.per_second:,.0f} jobs/s, "
                             f"worker CPU {measured.cpu_us_per_job:,.0f} µs/job"
                         )
-                        delete_keys(arguments.redis_url, f"{prefix}:*")
+                        benchkit.delete_keys(arguments.redis_url, f"{prefix}:*")
                 results.append(Result(mode, processes, level, rates["rappit"], rates["bare"]))
     finally:
-        deleted = delete_keys(arguments.redis_url, f"{run_prefix}-*")
+        deleted = benchkit.delete_keys(arguments.redis_url, f"{run_prefix}-*")
         console.print(f"Deleted {deleted} Redis key(s) under {run_prefix}-*")
 
     table = Table(title=f"No-op jobs per second ({arguments.jobs:,} jobs per cell)")
