@@ -102,21 +102,28 @@ async def test_observe_adopts_the_reported_header(redis: aioredis.Redis, prefix:
     assert not state.stored
     assert (state.capacity, state.leak_rate) == (40, 2)  # the smallest plan until told
 
+    observed = await redis_now(redis)
     await bucket.observe(SHOP, used=30, capacity=40)
     state = await bucket.state(SHOP)
     assert state.stored
-    assert state.level == pytest.approx(30, abs=0.05)
+    assert 30 - 2 * (await redis_now(redis) - observed) - EPSILON <= state.level <= 30 + EPSILON
     assert (state.capacity, state.leak_rate) == (40, 2)
-    # Room for exactly 8 more (30 + 8 = 40 - margin), then a wait of about 1 slot / 2/s.
+    # Room for 8 more (30 + 8 = 40 - margin; a slot or more may have leaked meanwhile), then a
+    # wait of at most 1 slot / 2 per s.
     assert [await bucket.try_acquire(SHOP) for _ in range(8)] == [0.0] * 8
-    assert await bucket.try_acquire(SHOP) == pytest.approx(0.5, abs=0.05)
+    wait = await bucket.try_acquire(SHOP)
+    since = await redis_now(redis) - observed
+    assert 0.5 - since - EPSILON <= wait <= 0.5 + EPSILON
 
     # An Advanced plan reported: capacity 80, leaking 4/s; the level jumps to what is reported.
+    observed = await redis_now(redis)
     await bucket.observe(SHOP, used=79, capacity=80)
     state = await bucket.state(SHOP)
     assert (state.capacity, state.leak_rate) == (80, 4)
-    assert state.level == pytest.approx(79, abs=0.05)
-    assert await bucket.try_acquire(SHOP) == pytest.approx((79 + 1 - 78) / 4, abs=0.02)
+    assert 79 - 4 * (await redis_now(redis) - observed) - EPSILON <= state.level <= 79 + EPSILON
+    wait = await bucket.try_acquire(SHOP)
+    since = await redis_now(redis) - observed
+    assert (79 + 1 - 78) / 4 - since - EPSILON <= wait <= (79 + 1 - 78) / 4 + EPSILON
 
     # Plus plan, and an explicitly given leak rate.
     await bucket.observe(OTHER_SHOP, used=0, capacity=400)
@@ -246,16 +253,24 @@ async def test_graphql_points_bucket(redis: aioredis.Redis, prefix: str) -> None
     points = rest.graphql
     assert isinstance(points, SharedCostBucket)
 
+    observed = await redis_now(redis)
     await rest.observe_throttle(SHOP, currently_available=900, maximum_available=1000,
                                 restore_rate=100)  # fmt: skip
     state = await points.state(SHOP)
+    since = await redis_now(redis) - observed
     assert (state.capacity, state.leak_rate) == (1000, 100)
-    assert state.level == pytest.approx(100, abs=1)
+    # 100 used, restoring 100 points a second since the observation.
+    assert 100 - 100 * since - EPSILON <= state.level <= 100 + EPSILON
 
-    assert await points.try_acquire(SHOP, cost=850) == 0.0  # 950 <= 1000 - margin 10
+    assert await points.try_acquire(SHOP, cost=850) == 0.0  # <= 950 fits 1000 - margin 10
+    taken = await redis_now(redis)
     level = (await points.state(SHOP)).level
     wait = await points.try_acquire(SHOP, cost=100)
-    assert wait == pytest.approx((level + 100 - 990) / 100, abs=0.01)
+    since = await redis_now(redis) - taken
+    # The wait is computed from the level at the call, which has only drained since the read
+    # (at 100 points/s, i.e. 1 s of wait less per second that passed).
+    expected = (level + 100 - 990) / 100
+    assert expected - since - EPSILON <= wait <= expected + EPSILON
 
     # The REST bucket of the same shop is a separate limit.
     assert await rest.try_acquire(SHOP) == 0.0
@@ -267,8 +282,10 @@ async def test_graphql_points_bucket(redis: aioredis.Redis, prefix: str) -> None
 
     # A query costlier than the whole bucket waits for an empty bucket instead of forever.
     fresh = SharedCostBucket(redis, prefix, default_capacity=100, default_restore_rate=100)
+    taken = await redis_now(redis)
     assert await fresh.try_acquire(OTHER_SHOP, cost=5000) == 0.0
-    assert await fresh.try_acquire(OTHER_SHOP, cost=5000) == pytest.approx(1.0, abs=0.02)
+    wait = await fresh.try_acquire(OTHER_SHOP, cost=5000)
+    assert 1.0 - (await redis_now(redis) - taken) - EPSILON <= wait <= 1.0 + EPSILON
 
 
 async def test_invalid_arguments(redis: aioredis.Redis, prefix: str) -> None:
