@@ -21,7 +21,12 @@ from rappit.catalog.service import on_catalog_changed
 from rappit.channels.service import credentials_of
 from rappit.integrations.shopify.client import ShopifyClient
 from rappit.integrations.shopify.orders import ShopifyPayloadError, map_order
-from rappit.inventory.service import InventoryService
+from rappit.integrations.shopify.stock_levels import (
+    ID_CHUNK,
+    compare_levels,
+    fetch_levels,
+    load_inventory_map,
+)
 from rappit.kit.crypto import SecretBox
 from rappit.kit.ids import uuid7
 from rappit.kit.ratelimit import SharedLeakyBucket
@@ -30,11 +35,9 @@ from rappit.kit.types import utcnow
 from rappit.models import (
     Channel,
     ChannelListing,
-    ChannelLocation,
     ChannelType,
     Product,
     Sku,
-    StockLevel,
     StockMaster,
     SyncResource,
 )
@@ -46,7 +49,6 @@ logger = logging.getLogger(__name__)
 # Polls re-read this much before the last watermark: Shopify's updated_at and our clock are not
 # one clock, and an order updated while a page was being read must not fall between two runs.
 ORDERS_OVERLAP = timedelta(minutes=5)
-ID_CHUNK = 50  # inventory_levels.json takes at most 50 ids per parameter
 
 ClientFactory = Callable[[Channel], ShopifyClient]
 
@@ -254,90 +256,33 @@ async def _apply_products(
 
 
 async def pull_inventory(sync: SyncContext, client: ShopifyClient) -> None:
-    org, channel_id = sync.organization_id, sync.channel.id
-    locations = (await client.get("locations.json")).json.get("locations", [])
     async with sync.sessionmaker() as session:
-        mapped = {
-            row.external_location_id: row
-            for row in (
-                await session.scalars(
-                    select(ChannelLocation).where(
-                        ChannelLocation.organization_id == org,
-                        ChannelLocation.channel_id == channel_id,
-                    )
-                )
-            ).all()
-        }
-        listings = {
-            row.external_inventory_item_id: row
-            for row in (
-                await session.scalars(
-                    select(ChannelListing).where(
-                        ChannelListing.organization_id == org,
-                        ChannelListing.channel_id == channel_id,
-                        ChannelListing.external_inventory_item_id.is_not(None),
-                    )
-                )
-            ).all()
-        }
-    location_ids = [str(loc["id"]) for loc in locations if str(loc["id"]) in mapped]
-    for location in locations:
-        if str(location["id"]) not in mapped:
-            sync.problem(
-                "unmapped_location", location_id=str(location["id"]), name=location.get("name")
-            )
-    sync.counts["unmapped_locations"] = len(locations) - len(location_ids)
-    item_ids = sorted(i for i in listings if i is not None)
+        inventory_map = await load_inventory_map(session, sync.channel, client)
+    for location in inventory_map.unmapped:
+        sync.problem("unmapped_location", **location)
+    sync.counts["unmapped_locations"] = len(inventory_map.unmapped)
+    item_ids = inventory_map.item_ids
     sync.total = len(item_ids)
     start = int(sync.cursor.get("item_offset", 0))
     for offset in range(start, len(item_ids), ID_CHUNK):
-        chunk = item_ids[offset : offset + ID_CHUNK]
-        levels: list[dict[str, Any]] = []
-        for loc_offset in range(0, len(location_ids), ID_CHUNK):
-            params = {
-                "inventory_item_ids": ",".join(chunk),
-                "location_ids": ",".join(location_ids[loc_offset : loc_offset + ID_CHUNK]),
-            }
-            async for page in client.paginate(
-                "inventory_levels.json", params, key="inventory_levels"
-            ):
-                levels.extend(page)
+        levels = await fetch_levels(
+            client, item_ids[offset : offset + ID_CHUNK], inventory_map.location_ids
+        )
 
         async def apply(session: AsyncSession, page: list[dict[str, Any]] = levels) -> None:
-            inventory = InventoryService(session, org)
-            for level in page:
-                listing = listings.get(str(level.get("inventory_item_id")))
-                location = mapped.get(str(level.get("location_id")))
-                if listing is None or location is None or level.get("available") is None:
-                    continue
+            for level in await compare_levels(
+                session, sync.organization_id, page, inventory_map, note="channel stock sync"
+            ):
                 sync.count("levels")
-                channel_available = int(level["available"])
-                await inventory.repository.ensure_levels([(listing.sku_id, location.warehouse_id)])
-                row = await session.scalar(
-                    select(StockLevel).where(
-                        StockLevel.organization_id == org,
-                        StockLevel.sku_id == listing.sku_id,
-                        StockLevel.warehouse_id == location.warehouse_id,
-                    )
-                )
-                assert row is not None
-                if location.stock_master == StockMaster.CHANNEL:
-                    if row.on_hand != channel_available + row.reserved:
-                        await inventory.adjust(
-                            sku_id=listing.sku_id,
-                            warehouse_id=location.warehouse_id,
-                            set_to=max(channel_available, 0) + row.reserved,
-                            note="channel stock sync",
-                        )
+                if level.stock_master == StockMaster.CHANNEL:
+                    if level.applied:
                         sync.count("applied")
-                elif row.available != channel_available:
+                elif level.differs:
                     sync.count("drift")
-                    sync.drift[
-                        f"{listing.external_inventory_item_id}@{location.external_location_id}"
-                    ] = {
-                        "sku_id": str(listing.sku_id),
-                        "rappit_available": row.available,
-                        "channel_available": channel_available,
+                    sync.drift[level.key] = {
+                        "sku_id": str(level.sku_id),
+                        "rappit_available": level.rappit_available,
+                        "channel_available": level.channel_available,
                     }
 
         await sync.commit_page(apply, {"item_offset": offset + ID_CHUNK})
