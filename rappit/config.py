@@ -21,6 +21,8 @@ from rappit.kit.errors import ConfigurationError
 # Values that must never be accepted as a real secret key.
 _DEFAULT_SECRET_KEYS = frozenset({"", "changeme", "change-me", "secret", "dev"})
 _SECRET_KEY_FILE = "secret_key"
+# Webhooks are retried for 4 hours and may be delayed up to a day: a day's window catches both.
+DEFAULT_RECONCILE_WINDOW_HOURS = 24
 
 
 class Environment(StrEnum):
@@ -68,6 +70,11 @@ class Settings(BaseSettings):
     # Rows standing for pending work with no job after this many seconds are enqueued again.
     sweep_interval_s: int = Field(default=30, ge=1)
     sweep_after_s: int = Field(default=60, ge=1)
+    # Reconciliation: every this many seconds each active channel re-polls its recent orders
+    # and stock, healing what webhooks missed (0 turns the schedule off).
+    reconcile_interval_s: int = Field(default=3600, ge=0)
+    # How far back a reconciliation re-reads orders (by the channel's updated_at).
+    reconcile_window_hours: int = Field(default=DEFAULT_RECONCILE_WINDOW_HOURS, ge=1, le=24 * 60)
 
     @property
     def is_production(self) -> bool:

@@ -19,6 +19,7 @@ from rappit.queues.worker import HandlerRegistry, WorkerManager, WorkerOptions
 from rappit.runtime import Runtime
 from rappit.sync import tasks as sync_tasks
 from rappit.sync.processing import run_handler
+from rappit.sync.reconciliation import reconcile_handler
 from rappit.sync.service import SyncRegistry
 from rappit.webhooks import tasks as webhook_tasks
 from rappit.webhooks.processing import TopicRegistry, process_event_handler
@@ -46,6 +47,16 @@ def handler_registry(runtime: Runtime) -> HandlerRegistry:
             runtime.queue,
             sync_tasks.pending_run_jobs,
             older_than_s=settings.sweep_after_s,
+        ),
+    )
+    registry.register(
+        QueueName.SHOPIFY_SYNC,
+        sync_tasks.RECONCILE_JOB,
+        reconcile_handler(
+            runtime.sessionmaker,
+            pullers,
+            interval_s=settings.reconcile_interval_s,
+            window_hours=settings.reconcile_window_hours,
         ),
     )
     registry.register(
@@ -77,7 +88,7 @@ def sync_pullers(runtime: Runtime) -> SyncRegistry:
 
 
 def periodic_jobs(settings: Settings) -> list[PeriodicJob]:
-    return [
+    jobs = [
         PeriodicJob(
             "sync-sweep",
             QueueName.SHOPIFY_SYNC,
@@ -91,6 +102,17 @@ def periodic_jobs(settings: Settings) -> list[PeriodicJob]:
             settings.sweep_interval_s * 1000,
         ),
     ]
+    if settings.reconcile_interval_s > 0:
+        # One job starts every active channel's reconciliation (rappit.sync.reconciliation).
+        jobs.append(
+            PeriodicJob(
+                "sync-reconcile",
+                QueueName.SHOPIFY_SYNC,
+                sync_tasks.RECONCILE_JOB,
+                settings.reconcile_interval_s * 1000,
+            )
+        )
+    return jobs
 
 
 def worker_options(

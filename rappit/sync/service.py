@@ -97,6 +97,10 @@ class SyncRegistry:
     def get(self, channel_type: str, resource: SyncResource) -> Puller | None:
         return self.pullers.get((channel_type, resource))
 
+    def channel_types(self, resource: SyncResource) -> set[str]:
+        """The channel types that have a puller for ``resource``."""
+        return {channel_type for channel_type, pulled in self.pullers if pulled == resource}
+
 
 async def start_run(
     session: AsyncSession,

@@ -1,5 +1,5 @@
-"""Jobs of sync runs: one ``sync.run`` job per run (on the channel type's sync queue), and the
-pending-row source the sweeper uses."""
+"""Jobs of sync runs: one ``sync.run`` job per run (on the channel type's sync queue), the
+pending-row source the sweeper uses, and the periodic job that starts reconciliations."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from rappit.queues.names import QueueName
 
 RUN_JOB = "sync.run"
 SWEEP_JOB = "sync.sweep"
+# Periodic: starts a reconciliation run for every active channel (rappit.sync.reconciliation).
+RECONCILE_JOB = "sync.reconcile"
 STUCK_RUNNING_FACTOR = 30
 
 QUEUE_BY_CHANNEL_TYPE = {

@@ -134,6 +134,7 @@ async def compare_levels(
     inventory_map: InventoryMap,
     *,
     note: str,
+    reference: str | None = None,
 ) -> list[LevelComparison]:
     """Compare each level with Rappit's stock, applying the channel's figure where the channel
     is the stock master. Levels of unlinked items, unmapped locations or untracked stock (no
@@ -161,7 +162,11 @@ async def compare_levels(
         applied = channel_is_master and on_hand != target
         if applied:
             await inventory.adjust(
-                sku_id=sku_id, warehouse_id=warehouse_id, set_to=target, note=note
+                sku_id=sku_id,
+                warehouse_id=warehouse_id,
+                set_to=target,
+                note=note,
+                reference=reference,
             )
         compared.append(
             LevelComparison(

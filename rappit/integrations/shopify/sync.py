@@ -21,6 +21,7 @@ from rappit.catalog.service import on_catalog_changed
 from rappit.channels.service import credentials_of
 from rappit.integrations.shopify.client import ShopifyClient
 from rappit.integrations.shopify.orders import ShopifyPayloadError, map_order
+from rappit.integrations.shopify.reconcile import pull_reconcile
 from rappit.integrations.shopify.stock_levels import (
     ID_CHUNK,
     compare_levels,
@@ -303,3 +304,4 @@ def register(
     registry.register(ChannelType.SHOPIFY, SyncResource.ORDERS, bind(pull_orders))
     registry.register(ChannelType.SHOPIFY, SyncResource.PRODUCTS, bind(pull_products))
     registry.register(ChannelType.SHOPIFY, SyncResource.INVENTORY, bind(pull_inventory))
+    registry.register(ChannelType.SHOPIFY, SyncResource.RECONCILE, bind(pull_reconcile))
