@@ -65,9 +65,10 @@ def _include_routers(app: FastAPI) -> None:
     from rappit.health import router as health_router
     from rappit.integrations.shopify.webhook_endpoints import router as shopify_webhooks
 
+    # Webhooks first: routes are matched in order, and deliveries are the busiest path.
+    app.include_router(shopify_webhooks)
     app.include_router(health_router)
     app.include_router(api_router)
-    app.include_router(shopify_webhooks)
 
 
 def _error(status_code: int, code: str, detail: str, **extra: object) -> JSONResponse:

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
 
     # Largest webhook body accepted; larger ones get 413 before being read in full.
     webhook_max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    # How long an API process keeps a shop's channel (organisation, webhook secrets) before
+    # reading it again; a delivery signed with a newer secret re-reads at once.
+    webhook_route_ttl_s: float = Field(default=10.0, ge=0)
 
     # Queues (BullMQ on Redis).
     queue_prefix: str = Field(default="bull", min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")

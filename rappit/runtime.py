@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from rappit.channels.shop_routes import ShopRoutes
 from rappit.config import Settings
 from rappit.kit.crypto import SecretBox
 from rappit.kit.db import create_engine, create_sessionmaker
 from rappit.queues.client import QueueClient
 from rappit.queues.embedded import EmbeddedRedis
 from rappit.queues.enqueue import SESSION_QUEUE_KEY
+from rappit.webhooks.inbox import WebhookInbox
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +32,22 @@ class Runtime:
     queue: QueueClient | None = None
     embedded_redis: EmbeddedRedis | None = None
 
+    # Built on first use (a frozen dataclass still takes cached properties: they are written to
+    # the instance's __dict__ directly).
+    @cached_property
+    def webhook_inbox(self) -> WebhookInbox:
+        return WebhookInbox(self.engine, self.queue)
+
+    @cached_property
+    def shop_routes(self) -> ShopRoutes:
+        return ShopRoutes(
+            self.sessionmaker, self.secret_box, ttl_s=self.settings.webhook_route_ttl_s
+        )
+
     async def close(self) -> None:
+        inbox = self.__dict__.get("webhook_inbox")
+        if inbox is not None:
+            await inbox.drain()
         if self.queue is not None:
             await self.queue.close()
         await self.engine.dispose()

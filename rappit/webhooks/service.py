@@ -1,19 +1,16 @@
-"""The webhook inbox: record a delivery once, hand it to the queue, replay it on request."""
+"""Webhook events after they are recorded (``rappit.webhooks.inbox`` records them): replay on
+request, and payloads redacted for privacy requests."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from rappit.kit.db import dialect_of
 from rappit.kit.errors import Conflict, NotFound
-from rappit.kit.ids import uuid7
 from rappit.kit.types import utcnow
 from rappit.models import Channel, WebhookEvent, WebhookEventStatus
 from rappit.queues.enqueue import enqueue
@@ -23,58 +20,16 @@ from rappit.webhooks.tasks import process_job
 PRIVACY_REQUEST_TOPICS = ("customers/data_request", "customers/redact", "shop/redact")
 
 
-# Built once: ingest runs this for every delivery, and building the statement per request cost
-# about as much as running it (bench/ingest.py). The unique key decides duplicates.
-_INSERT_EVENT = {
-    "postgresql": postgresql.insert(WebhookEvent)
-    .on_conflict_do_nothing()
-    .returning(WebhookEvent.id),
-    "sqlite": sqlite.insert(WebhookEvent).on_conflict_do_nothing().returning(WebhookEvent.id),
-}
-
-
 @dataclass(frozen=True)
 class Delivery:
     source: str
     topic: str
     external_event_id: str
-    payload: Any
+    # The body as received: JSON text, already checked to be a JSON object.
+    payload: str
     event_id: str | None = None
     triggered_at: datetime | None = None
     api_version: str | None = None
-
-
-async def record_delivery(session: AsyncSession, channel: Channel, delivery: Delivery) -> bool:
-    """Insert the delivery as an ``ENQUEUED`` event and enqueue its processing after commit.
-
-    Returns False for a repeat of a delivery already recorded: the unique key
-    (source, channel, external event id) decides, in the database, even under concurrency.
-    """
-    now = utcnow()
-    event_id = uuid7()
-    inserted = await session.scalar(
-        _INSERT_EVENT[dialect_of(session)],
-        {
-            "id": event_id,
-            "organization_id": channel.organization_id,
-            "source": delivery.source,
-            "channel_id": channel.id,
-            "topic": delivery.topic,
-            "external_event_id": delivery.external_event_id,
-            "event_id": delivery.event_id,
-            "triggered_at": delivery.triggered_at,
-            "api_version": delivery.api_version,
-            "status": WebhookEventStatus.ENQUEUED,
-            "payload": delivery.payload,
-            "attempts": 0,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
-    if inserted is None:
-        return False
-    enqueue(session, process_job(channel.organization_id, event_id))
-    return True
 
 
 async def replay(
