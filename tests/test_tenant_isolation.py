@@ -16,7 +16,8 @@ import pytest
 
 from rappit.app import create_app
 from rappit.kit.db import unit_of_work
-from rappit.models import Channel, WebhookEvent
+from rappit.kit.types import utcnow
+from rappit.models import Channel, SyncResource, SyncRun, SyncRunStatus, WebhookEvent
 from rappit.orders.service import OrderService
 from rappit.queues.client import QueueClient
 from rappit.queues.jobs import JobRequest
@@ -122,6 +123,20 @@ async def _seed_first_tenant(
             payload={},
         )
         session.add(event)
+        # A finished reconciliation, so the sync-run and drift routes have something to hide.
+        run = SyncRun(
+            organization_id=tenant.organization_id,
+            channel_id=channel_row.id,
+            resource=SyncResource.RECONCILE,
+            status=SyncRunStatus.COMPLETED,
+            cursor={},
+            counts={"orders_missing": 1},
+            drift={"orders": [{"external_order_id": "1001", "drift": "missing"}]},
+            problems=[],
+            attempts=1,
+            finished_at=utcnow(),
+        )
+        session.add(run)
         await session.flush()
     # A job of the first organisation that used up its attempts.
     await queue_client.add(
@@ -141,7 +156,7 @@ async def _seed_first_tenant(
         "order_id": str(result.order.id),
         "event_id": str(event.id),
         "customer_id": "7001",
-        "run_id": str(uuid.uuid4()),
+        "run_id": str(run.id),
     }
 
 
@@ -213,6 +228,11 @@ async def test_another_organisation_sees_nothing(
     assert [(i["on_hand"], i["reserved"]) for i in levels.json()["items"]] == [(5, 1)]
     channel = await client.get(f"/api/v1/channels/{ids['channel_id']}", headers=tenant.headers)
     assert channel.json()["name"] == "Shop"
+    drift = await client.get(f"/api/v1/channels/{ids['channel_id']}/drift", headers=tenant.headers)
+    assert (drift.json()["run_id"], drift.json()["counts"]) == (
+        ids["run_id"],
+        {"orders_missing": 1},
+    )
     letters = await client.get("/api/v1/dead-letters", headers=tenant.headers)
     assert [letter["id"] for letter in letters.json()["items"]] == [ids["letter_id"]]
 
