@@ -304,4 +304,7 @@ def register(
     registry.register(ChannelType.SHOPIFY, SyncResource.ORDERS, bind(pull_orders))
     registry.register(ChannelType.SHOPIFY, SyncResource.PRODUCTS, bind(pull_products))
     registry.register(ChannelType.SHOPIFY, SyncResource.INVENTORY, bind(pull_inventory))
+    from rappit.integrations.shopify.bulk_import import import_orders
+
+    registry.register(ChannelType.SHOPIFY, SyncResource.IMPORT, bind(import_orders))
     registry.register(ChannelType.SHOPIFY, SyncResource.RECONCILE, bind(pull_reconcile))

@@ -418,6 +418,7 @@ def gql_line_item(ctx: Ctx, order: Order, line: LineItem) -> Resolved:
         "originalUnitPriceSet": _money_bag(line.price_cents, order.currency),
         "discountedUnitPriceSet": _money_bag(line.price_cents, order.currency),
         "originalTotalSet": _money_bag(line.price_cents * line.quantity, order.currency),
+        "discountAllocations": [],
         "variant": (lambda _: gql_variant(ctx, variant)) if variant else None,
         "product": (lambda _: gql_product(ctx, product)) if product else None,
     }
@@ -430,10 +431,48 @@ _FULFILLMENT_STATUS = {
 }
 
 
+def _tax_line(cents: int, currency: str) -> Resolved:
+    return {
+        "__typename": "TaxLine",
+        "title": "MwSt",
+        "rate": payloads.TAX_RATE_PERCENT / 100,
+        "ratePercentage": float(payloads.TAX_RATE_PERCENT),
+        "priceSet": _money_bag(cents, currency),
+        "channelLiable": False,
+    }
+
+
+def gql_shipping_line(order: Order) -> Resolved:
+    """The order's one shipping line, as the REST ``shipping_lines`` entry shows it."""
+    cents, currency = order.shipping_cents, order.currency
+    return {
+        "__typename": "ShippingLine",
+        "id": payloads.gid("ShippingLine", order.id + 3),
+        "code": "Standard",
+        "title": "Standard" if cents else "Free shipping",
+        "source": "shopify",
+        "carrierIdentifier": None,
+        "phone": None,
+        "isRemoved": False,
+        "custom": False,
+        "originalPriceSet": _money_bag(cents, currency),
+        "discountedPriceSet": _money_bag(cents, currency),
+        "requestedFulfillmentService": None,
+        "taxLines": [],
+        "discountAllocations": [],
+    }
+
+
 def gql_order(ctx: Ctx, order: Order) -> Resolved:
     shop = ctx.shop
     currency = order.currency
     totals = payloads.order_totals(order)
+    # POS orders carry the shop location they were sold at (REST ``location_id``).
+    retail_location = (
+        shop.locations.get(order.location_id)
+        if order.source_name != "web" and order.location_id
+        else None
+    )
 
     def fulfillment_orders(args: dict[str, Any]) -> Resolved:
         fulfillment_order = ctx.state.fulfillment_order(shop, order)
@@ -448,6 +487,8 @@ def gql_order(ctx: Ctx, order: Order) -> Resolved:
         "id": payloads.gid("Order", order.id),
         "legacyResourceId": str(order.id),
         "name": f"#{1000 + order.number}",
+        # The number in the name (REST ``order_number``), not REST's ``number``.
+        "number": 1000 + order.number,
         "email": order.email,
         "phone": None,
         "createdAt": utc(order.created_at),
@@ -473,6 +514,19 @@ def gql_order(ctx: Ctx, order: Order) -> Resolved:
         "currentTotalPriceSet": _money_bag(totals["current_total"], currency),
         "currentSubtotalPriceSet": _money_bag(totals["current_subtotal"], currency),
         "totalShippingPriceSet": _money_bag(order.shipping_cents, currency),
+        "totalDiscountsSet": _money_bag(0, currency),
+        "currentTotalTaxSet": _money_bag(totals["current_tax"], currency),
+        "taxesIncluded": True,
+        "taxLines": [_tax_line(totals["tax"], currency)],
+        "discountCodes": [],
+        "customAttributes": [],
+        "retailLocation": (
+            (lambda _, loc=retail_location: gql_location(ctx, loc)) if retail_location else None
+        ),
+        "shippingLines": lambda args: connection("ShippingLine", [order], gql_shipping_line, args),
+        "discountApplications": lambda args: connection(
+            "DiscountApplication", [], lambda item: item, args
+        ),
         "customer": None
         if order.customer is None
         else {
@@ -605,6 +659,23 @@ def gql_bulk_operation(ctx: Ctx, operation: BulkOperation) -> Resolved:
     }
 
 
+def _iana_zone(offset_minutes: int) -> str:
+    """The shop's zone as an IANA name that keeps the fixed offset its REST times use (``Etc``
+    zones count the other way round: ``Etc/GMT-1`` is UTC+1). An offset no ``Etc`` zone has
+    gets a name no zone database knows, and clients fall back on ``timezoneOffsetMinutes``."""
+    if offset_minutes == 0:
+        return "UTC"
+    hours, minutes = divmod(abs(offset_minutes), 60)
+    if minutes or not (-12 * 60 <= offset_minutes <= 14 * 60):
+        return f"Sandbox/UTC{_offset_text(offset_minutes)}"
+    return f"Etc/GMT{'-' if offset_minutes > 0 else '+'}{hours}"
+
+
+def _offset_text(offset_minutes: int) -> str:
+    hours, minutes = divmod(abs(offset_minutes), 60)
+    return f"{'-' if offset_minutes < 0 else '+'}{hours:02d}{minutes:02d}"
+
+
 def gql_shop(ctx: Ctx) -> Resolved:
     shop = ctx.shop
     return {
@@ -613,7 +684,9 @@ def gql_shop(ctx: Ctx) -> Resolved:
         "name": shop.name,
         "myshopifyDomain": shop.domain,
         "currencyCode": shop.currency,
-        "ianaTimezone": "Europe/Berlin",
+        "ianaTimezone": _iana_zone(shop.utc_offset_minutes),
+        "timezoneOffsetMinutes": shop.utc_offset_minutes,
+        "timezoneOffset": _offset_text(shop.utc_offset_minutes),
         "plan": {
             "__typename": "ShopPlan",
             "displayName": shop.plan.name.title(),
