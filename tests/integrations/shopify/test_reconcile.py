@@ -414,13 +414,14 @@ async def test_only_the_window_is_reread_and_a_crash_resumes_without_counting_tw
         return await original(self, path, params)
 
     monkeypatch.setattr(ShopifyClient, "get", flaky_get)
+    # Started without a window (as `rappit sync SHOP reconcile` does): the configured one.
+    monkeypatch.setenv("RAPPIT_RECONCILE_WINDOW_HOURS", "30")
     async with unit_of_work(queue_runtime.sessionmaker) as session:
         run, _ = await start_run(
             session,
             store.channel.organization_id,
             store.channel.id,
             SyncResource.RECONCILE,
-            cursor=reconcile_cursor(24),
             send_job=False,
         )
     handler = run_handler(queue_runtime.sessionmaker, sync_pullers(queue_runtime))
@@ -429,6 +430,7 @@ async def test_only_the_window_is_reread_and_a_crash_resumes_without_counting_tw
     async with database.sessionmaker() as session:
         halfway = await session.get_one(SyncRun, run.id)
         assert (halfway.status, halfway.cursor["orders_done"]) == ("PENDING", True)
+        assert halfway.cursor["window_hours"] == 30
         assert halfway.counts["orders_missing"] == 1
 
     await handler(_job(run, attempt=2))
