@@ -243,7 +243,7 @@ class _SkuResolver:
             rows = await self.session.execute(
                 select(Sku.code, Sku.id).where(Sku.organization_id == org, Sku.code.in_(codes))
             )
-            self.by_code.update({code: sku_id for code, sku_id in rows.tuples() if code})
+            self.by_code.update({code: sku_id for code, sku_id in rows if code})
 
     async def resolve(self, line: ChannelOrderLine) -> uuid.UUID | None:
         variant = line.external_variant_id
@@ -413,4 +413,4 @@ async def _warehouses_by_location(
             ChannelLocation.external_location_id.in_(locations),
         )
     )
-    return {location: warehouse for location, warehouse in rows.tuples() if location}
+    return {location: warehouse for location, warehouse in rows if location}

@@ -12,6 +12,8 @@ No authentication: the sandbox listens on loopback.
   Each moves ``updated_at`` and fires the webhooks Shopify fires.
 - ``POST /_sandbox/shops/{domain}/inventory_levels`` set or move ``available``
   (fires ``inventory_levels/update``).
+- ``POST /_sandbox/shops/{domain}/bulk_operations/fail`` make the next N bulk queries FAIL
+  (``error_code``); ``POST .../bulk_operations/{id}/expire`` drop an operation's result file.
 - ``POST /_sandbox/shops/{domain}/throttle`` force the next N REST 429s (or GraphQL THROTTLED);
   ``POST .../limits/reset`` empties the buckets.
 - ``GET|DELETE /_sandbox/shops/{domain}/requests`` the request log (counts, 429s, recent
@@ -311,6 +313,34 @@ async def force_throttle(request: Request, domain: str) -> dict[str, Any]:
     else:
         raise SandboxError(422, {"api": ["must be rest or graphql"]})
     return {"rest": shop.forced_throttles, "graphql": shop.forced_graphql_throttles}
+
+
+BULK_ERROR_CODES = frozenset({"ACCESS_DENIED", "INTERNAL_SERVER_ERROR", "TIMEOUT"})
+
+
+@router.post("/shops/{domain}/bulk_operations/fail")
+async def fail_bulk_operations(request: Request, domain: str) -> dict[str, Any]:
+    """The next N bulk queries end FAILED with ``error_code`` (a ``BulkOperationErrorCode``)."""
+    shop = _shop(request, domain)
+    data = await _body(request)
+    code = str(data.get("error_code", "INTERNAL_SERVER_ERROR"))
+    if code not in BULK_ERROR_CODES:
+        raise SandboxError(422, {"error_code": [f"must be one of {sorted(BULK_ERROR_CODES)}"]})
+    shop.forced_bulk_failures.extend([code] * _int(data, "count", 1))
+    return {"forced_bulk_failures": list(shop.forced_bulk_failures)}
+
+
+@router.post("/shops/{domain}/bulk_operations/{operation_id:int}/expire")
+async def expire_bulk_operation(request: Request, domain: str, operation_id: int) -> dict[str, Any]:
+    """The operation's result file is gone, as after Shopify's 7 days: its URL answers 404."""
+    shop = _shop(request, domain)
+    operation = shop.bulk_operations.get(operation_id)
+    if operation is None:
+        raise SandboxError(404, "Not Found")
+    if operation.path is not None:
+        operation.path.unlink(missing_ok=True)
+        operation.path = None
+    return {"id": operation_id, "expired": True}
 
 
 @router.post("/shops/{domain}/limits/reset")

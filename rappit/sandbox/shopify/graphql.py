@@ -1344,6 +1344,10 @@ async def run_bulk_operation(ctx: Ctx, operation: BulkOperation) -> None:
             operation.status = "CANCELED"
             return
         operation.status = "RUNNING"
+        if ctx.shop.forced_bulk_failures:
+            operation.status = "FAILED"
+            operation.error_code = ctx.shop.forced_bulk_failures.pop(0)
+            return
         document, root = _bulk_root(operation.query)
         arguments = resolve_arguments(root.arguments, {})
         connection_value = query_root(ctx)[root.name]({**arguments, "__bulk": True})

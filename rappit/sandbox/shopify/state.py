@@ -440,6 +440,8 @@ class Shop:
         self.forced_throttles = 0
         self.forced_retry_after = 2.0
         self.forced_graphql_throttles = 0
+        # Error codes the next bulk queries fail with (FAILED, as Shopify reports it).
+        self.forced_bulk_failures: list[str] = []
         self.log = RequestLog()
 
         self.locations: dict[int, Location] = {}
