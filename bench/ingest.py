@@ -1276,7 +1276,9 @@ async def main(arguments: argparse.Namespace) -> None:
                 results[side] = load
                 console.print(
                     f"  {load.per_second:,.0f} requests/s, p50 {load.p50_ms:.1f} ms, "
-                    f"p99 {load.p99_ms:.1f} ms, server CPU {load.cpu.get('server', 0):.0%}"
+                    f"p99 {load.p99_ms:.1f} ms, CPU: server {load.cpu.get('server', 0):.0%}, "
+                    f"PostgreSQL {load.cpu.get('PostgreSQL', 0):.0%}, "
+                    f"Redis {load.cpu.get('Redis', 0):.0%}"
                     + (
                         f", {load.pg_sessions:,} PostgreSQL connections closed"
                         if load.pg_sessions is not None

@@ -8,11 +8,10 @@ refusal happens before anything is written. Concurrent deliveries share one comm
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import datetime
-from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -57,10 +56,6 @@ def _triggered_at(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
-def _not_json(constant: str) -> Any:
-    raise ValueError(f"{constant} is not a JSON value")
-
-
 @router.post("/webhooks/shopify/{topic:path}", response_model=None)
 async def receive(topic: str, request: Request) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
@@ -100,11 +95,12 @@ async def receive(topic: str, request: Request) -> JSONResponse:
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != "application/json":
         raise UnsupportedMediaType("webhook bodies must be application/json")
+    # Parsed only to be sure it is a JSON object; it is stored as received. orjson: strict
+    # RFC 8259 (no NaN, valid UTF-8 only, like the database's JSON type) and several times
+    # faster than the standard library on these bodies, which matters on this path.
     try:
-        text = raw.decode()
-        # NaN and Infinity are not JSON (and the database would refuse them).
-        payload = json.loads(text, parse_constant=_not_json)
-    except (UnicodeDecodeError, ValueError) as exc:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
         raise BadRequest("body is not JSON") from exc
     if not isinstance(payload, dict):
         raise BadRequest("body is not a JSON object")
@@ -115,7 +111,7 @@ async def receive(topic: str, request: Request) -> JSONResponse:
             source=SOURCE,
             topic=topic,
             external_event_id=webhook_id[:128],
-            payload=text,
+            payload=raw.decode(),
             event_id=(_header(request, "x-shopify-event-id") or "")[:128] or None,
             triggered_at=_triggered_at(_header(request, "x-shopify-triggered-at")),
             api_version=(_header(request, "x-shopify-api-version") or "")[:32] or None,

@@ -212,3 +212,30 @@ async def test_an_oversized_body_without_content_length_is_refused(
     )
     assert response.status_code == 413
     assert await _events(database) == []
+
+
+async def test_a_secret_rotated_after_the_shop_was_kept_verifies_at_once(
+    webhook_client: httpx.AsyncClient, shopify: ShopifyShop, database: TestDatabase
+) -> None:
+    """The API process keeps the shop's secrets for a while; a delivery signed with a newer
+    secret makes it read them again instead of refusing it."""
+    from rappit.kit.crypto import SecretBox
+    from rappit.kit.db import unit_of_work
+    from rappit.models import Channel
+    from tests.support.factories import TEST_SECRET_KEY
+
+    first = await post_webhook(webhook_client, "orders/create", order(), shop=shopify.domain)
+    assert first.status_code == 200  # the shop's route is now kept
+    async with unit_of_work(database.sessionmaker) as session:
+        channel = await session.get_one(Channel, shopify.channel.id)
+        channel.credentials_encrypted = SecretBox(TEST_SECRET_KEY).encrypt_json(
+            {"access_token": "shpat_x", "webhook_secret": "rotated-secret"}
+        )
+    new = await post_webhook(
+        webhook_client, "orders/create", order(), shop=shopify.domain, secret="rotated-secret"
+    )
+    wrong = await post_webhook(
+        webhook_client, "orders/create", order(), shop=shopify.domain, secret="never-was"
+    )
+    assert (new.status_code, wrong.status_code) == (200, 403)
+    assert len(await _events(database)) == 2
