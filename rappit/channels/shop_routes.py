@@ -13,6 +13,7 @@ recording the delivery itself, so each process keeps what it read for a short wh
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -40,15 +41,33 @@ class ShopRoutes:
     secret_box: SecretBox
     ttl_s: float = 10.0
     _kept: dict[tuple[str, str], tuple[float, ShopRoute]] = field(default_factory=dict)
+    # One read per shop at a time: when the kept route expires under load, the deliveries
+    # arriving meanwhile wait for that read instead of each opening a connection of its own.
+    _reading: dict[tuple[str, str], asyncio.Future[ShopRoute | None]] = field(default_factory=dict)
 
     async def get(
         self, channel_type: ChannelType, shop_domain: str, *, fresh: bool = False
     ) -> ShopRoute | None:
         key = (channel_type.value, shop_domain.strip().lower())
+        if fresh:
+            # Not joined to a read under way: that one may have started before the change
+            # the caller needs to see (a secret rotated a moment ago).
+            return await self._read(key, channel_type, shop_domain)
         kept = self._kept.get(key)
-        now = time.monotonic()
-        if kept is not None and not fresh and now - kept[0] < self.ttl_s:
+        if kept is not None and time.monotonic() - kept[0] < self.ttl_s:
             return kept[1]
+        reading = self._reading.get(key)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read(key, channel_type, shop_domain))
+            self._reading[key] = reading
+            reading.add_done_callback(lambda _: self._reading.pop(key, None))
+        # Shielded: a caller that goes away does not cancel the read the others wait for.
+        return await asyncio.shield(reading)
+
+    async def _read(
+        self, key: tuple[str, str], channel_type: ChannelType, shop_domain: str
+    ) -> ShopRoute | None:
+        started = time.monotonic()
         async with self.sessionmaker() as session:
             channel = await get_channel_by_shop_domain(session, channel_type, shop_domain)
             if channel is None:
@@ -59,7 +78,7 @@ class ShopRoutes:
                 organization_id=channel.organization_id,
                 webhook_secrets=credentials_of(channel, self.secret_box).webhook_secrets,
             )
-        self._kept[key] = (now, route)
+        self._kept[key] = (started, route)
         return route
 
     def forget(self, channel_type: ChannelType, shop_domain: str) -> None:

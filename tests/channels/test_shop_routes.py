@@ -3,6 +3,7 @@ demand, and nothing kept for shops that are not there."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -102,3 +103,21 @@ async def test_unknown_and_invalid_shops_are_not_kept(
     with counting_queries(database) as selects:
         assert await routes.get(ChannelType.SHOPIFY, SHOP) is not None
     assert len(selects) == 1
+
+
+async def test_deliveries_arriving_together_wait_for_one_read(
+    database: TestDatabase, tenant: Tenant
+) -> None:
+    async with unit_of_work(database.sessionmaker) as session:
+        channel = await make_channel(session, tenant.organization_id, shop_domain=SHOP)
+    routes = ShopRoutes(database.sessionmaker, SecretBox(TEST_SECRET_KEY), ttl_s=60)
+    with counting_queries(database) as selects:
+        found = await asyncio.gather(*(routes.get(ChannelType.SHOPIFY, SHOP) for _ in range(30)))
+        # A fresh read is never joined to another one.
+        fresh = await asyncio.gather(
+            *(routes.get(ChannelType.SHOPIFY, SHOP, fresh=True) for _ in range(2))
+        )
+    assert {route.channel_id for route in found if route is not None} == {channel.id}
+    assert None not in found
+    assert [route.channel_id for route in fresh if route is not None] == [channel.id] * 2
+    assert len(selects) == 1 + 2
