@@ -271,7 +271,7 @@ async def test_four_sync_processes_share_the_standard_plan_bucket_without_a_429(
     assert paths.count("orders.json") == PROCESSES * (per_sync - 1)
     # The bucket all of them used is the one under the deployment's Redis prefix.
     bucket = f"{queue_client.prefix}:ratelimit:rest:{shop.domain}"
-    stored = await queue_client.redis.hgetall(bucket)  # type: ignore[misc]
+    stored = await queue_client.redis.hgetall(bucket)
     assert (stored["cap"], stored["rate"]) == ("40", "2")
 
 
