@@ -233,33 +233,81 @@ async def _apply_file(
     if sync.cursor.get("url") != url:
         await _save(sync, {**sync.cursor, "url": url, "started_at": operation.get("createdAt")})
     zone = shop_zone(*sync.cursor["zone"])
-    late: set[str] = set(sync.cursor.get("late") or [])
     if not sync.cursor.get("late_pass"):
-        page = _Page()
+        # Reading, parsing and mapping the next pages goes on while the database works on the
+        # current one (the reader runs whenever the writer waits for an answer).
+        pages: asyncio.Queue[_Prepared | BaseException | None] = asyncio.Queue(maxsize=2)
+        reader = asyncio.create_task(_read_pages(sync, http, url, zone, pages))
+        try:
+            while (prepared := await pages.get()) is not None:
+                if isinstance(prepared, BaseException):
+                    raise prepared
+                await _commit(sync, prepared)
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+    await _apply_late(sync, http, url, zone)
+    await _save(sync, {**sync.cursor, "done": True})
+
+
+@dataclass
+class _Prepared:
+    """A page ready to apply: its orders mapped, and the cursor progress it completes."""
+
+    orders: list[ChannelOrder]
+    invalid: list[tuple[str, str]]
+    fetched: int
+    progress: dict[str, Any]
+
+
+def _prepare(page: _Page, zone: Any, progress: dict[str, Any], *, fetched: bool) -> _Prepared:
+    mapped: list[ChannelOrder] = []
+    invalid: list[tuple[str, str]] = []
+    for node, children in page.orders.values():
+        try:
+            mapped.append(map_order(rest_order(node, children, zone)))
+        except (ShopifyPayloadError, ValueError, TypeError) as exc:
+            invalid.append((str(node.get("id")), str(exc)))
+    return _Prepared(mapped, invalid, len(page.orders) if fetched else 0, progress)
+
+
+async def _read_pages(
+    sync: SyncContext,
+    http: httpx.AsyncClient,
+    url: str,
+    zone: Any,
+    pages: asyncio.Queue[_Prepared | BaseException | None],
+) -> None:
+    """Cut the file into pages of whole orders, from where the last committed page ended."""
+    try:
+        late: set[str] = set(sync.cursor.get("late") or [])
         consumed = int(sync.cursor.get("lines") or 0)
+        page = _Page()
         async for number, line in _lines(http, url, consumed):
             if "__parentId" in line:
                 if not page.adopt(line):
                     late.add(str(line["__parentId"]))
             else:
                 if len(page.orders) >= PAGE_SIZE:
-                    await _commit(sync, page, zone, {"lines": consumed, "late": sorted(late)})
+                    progress = {"lines": consumed, "late": sorted(late)}
+                    await pages.put(_prepare(page, zone, progress, fetched=True))
                     page = _Page()
                 page.add(line)
             consumed = number
-        if late:
-            sync.count("late", len(late))
-        await _commit(
-            sync, page, zone, {"lines": consumed, "late": sorted(late), "late_pass": bool(late)}
-        )
-    await _apply_late(sync, http, url, zone)
-    await _save(sync, {**sync.cursor, "done": True})
+        progress = {"lines": consumed, "late": sorted(late), "late_pass": bool(late)}
+        await pages.put(_prepare(page, zone, progress, fetched=True))
+        await pages.put(None)
+    except Exception as exc:  # handed to the writer, which raises it
+        await pages.put(exc)
 
 
 async def _apply_late(sync: SyncContext, http: httpx.AsyncClient, url: str, zone: Any) -> None:
     """Further passes over the file for the orders whose children were not next to them: a
     page of them at a time, each collected whole (memory stays one page)."""
     remaining = list(sync.cursor.get("late") or [])
+    if remaining and not sync.cursor.get("late_counted"):
+        sync.count("late", len(remaining))
+        sync.cursor["late_counted"] = True
     while remaining:
         wanted, rest = set(remaining[:PAGE_SIZE]), remaining[PAGE_SIZE:]
         collected = _Page()
@@ -268,43 +316,31 @@ async def _apply_late(sync: SyncContext, http: httpx.AsyncClient, url: str, zone
                 collected.adopt(line)
             elif str(line["id"]) in wanted:
                 collected.add(line)
-        await _commit(
-            sync, collected, zone, {"late": rest, "late_pass": bool(rest)}, refetched=True
-        )
+        progress = {"late": rest, "late_pass": bool(rest)}
+        await _commit(sync, _prepare(collected, zone, progress, fetched=False))
         remaining = rest
 
 
-async def _commit(
-    sync: SyncContext,
-    page: _Page,
-    zone: Any,
-    progress: dict[str, Any],
-    *,
-    refetched: bool = False,
-) -> None:
-    mapped: list[ChannelOrder] = []
-    for node, children in page.orders.values():
-        try:
-            mapped.append(map_order(rest_order(node, children, zone)))
-        except (ShopifyPayloadError, ValueError, TypeError) as exc:
-            sync.count("invalid")
-            sync.problem("invalid_order", order_id=str(node.get("id")), error=str(exc))
-    if not refetched:
-        sync.count("fetched", len(page.orders))
+async def _commit(sync: SyncContext, prepared: _Prepared) -> None:
+    for order_id, error in prepared.invalid:
+        sync.count("invalid")
+        sync.problem("invalid_order", order_id=order_id, error=error)
+    if prepared.fetched:
+        sync.count("fetched", prepared.fetched)
     newest = sync.cursor.get("newest")
-    for data in mapped:
+    for data in prepared.orders:
         if newest is None or data.updated_at > datetime.fromisoformat(newest):
             newest = data.updated_at.isoformat()
     channel_id = sync.channel.id
 
     async def apply(session: AsyncSession) -> None:
-        if not mapped:
+        if not prepared.orders:
             return
         channel = await session.get_one(Channel, channel_id)
-        for name, amount in (await apply_orders(session, channel, mapped)).items():
+        for name, amount in (await apply_orders(session, channel, prepared.orders)).items():
             sync.count(name, amount)
 
-    cursor = {**sync.cursor, **progress}
+    cursor = {**sync.cursor, **prepared.progress}
     if newest is not None:
         cursor["newest"] = newest
     await sync.commit_page(apply, cursor)

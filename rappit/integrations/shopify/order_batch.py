@@ -24,16 +24,19 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Insert, case, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from rappit.inventory.repository import InventoryRepository
 from rappit.inventory.service import plan_allocation
+from rappit.kit.db import dialect_of
 from rappit.kit.ids import uuid7
 from rappit.kit.sql import insert_ignore
 from rappit.kit.types import utcnow
 from rappit.models import (
+    Base,
     Channel,
     ChannelListing,
     ChannelLocation,
@@ -49,6 +52,12 @@ from rappit.models import (
 )
 from rappit.orders.inputs import ChannelOrder, ChannelOrderLine
 from rappit.orders.service import RESERVING_PAYMENT_STATES, OrderService, UpsertOutcome
+
+# The tables themselves: Core inserts of many rows skip the ORM's per-row bookkeeping.
+_ORDERS = Base.metadata.tables[Order.__tablename__]
+_ITEMS = Base.metadata.tables[OrderItem.__tablename__]
+_RESERVATIONS = Base.metadata.tables[Reservation.__tablename__]
+_MOVEMENTS = Base.metadata.tables[InventoryMovement.__tablename__]
 
 _OUTCOME_COUNTS = {
     UpsertOutcome.CREATED: "created",
@@ -156,8 +165,24 @@ async def _claim_rows(
                 "updated_at": now,
             }
         )
-    statement = insert_ignore(session, Order, rows).returning(Order.id, Order.external_order_id)
-    return {external_id: order_id for order_id, external_id in await session.execute(statement)}
+    claimed = await session.execute(_claim_statement(session), rows)
+    return {external_id: order_id for order_id, external_id in claimed}
+
+
+def _claim_statement(session: AsyncSession) -> Insert:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING`` for many rows at once: one statement,
+    compiled once and cached (a VALUES list per page would be compiled for every page)."""
+    if dialect_of(session) == "postgresql":
+        return (
+            postgresql.insert(_ORDERS)
+            .on_conflict_do_nothing()
+            .returning(_ORDERS.c.id, _ORDERS.c.external_order_id)
+        )
+    return (
+        sqlite.insert(_ORDERS)
+        .on_conflict_do_nothing()
+        .returning(_ORDERS.c.id, _ORDERS.c.external_order_id)
+    )
 
 
 def _holds_stock(channel: Channel, data: ChannelOrder) -> bool:
@@ -211,7 +236,7 @@ async def _create_lines(session: AsyncSession, channel: Channel, orders: list[_N
                 }
             )
     if rows:
-        await session.execute(insert(OrderItem), rows)
+        await session.execute(_ITEMS.insert(), rows)
 
 
 class _SkuResolver:
@@ -292,6 +317,7 @@ async def _reserve_and_settle(
 ) -> None:
     org = channel.organization_id
     owing = [order for order in orders if _holds_stock(channel, order.data)]
+    owing_ids = {order.order_id for order in owing}
     sku_ids = {line.sku_id for order in owing for line in order.lines if line.sku_id}
     repository = InventoryRepository(session, org)
     levels = await repository.lock_levels(sku_ids)
@@ -310,7 +336,7 @@ async def _reserve_and_settle(
     corrected: dict[uuid.UUID, OrderStatus] = {}
     for order in orders:
         status = _final_status(channel, order, owing_units=None)
-        if order in owing:
+        if order.order_id in owing_ids:
             wanted = missing = 0
             warehouse = preferred.get(order.data.external_location_id or "")
             for line in order.lines:
@@ -359,16 +385,10 @@ async def _reserve_and_settle(
         if status != _expected_status(channel, order.data):
             corrected[order.order_id] = status
 
-    for level in levels:
-        if reserved[level.id]:
-            changed = await repository.change_level(
-                level.id, on_hand_delta=0, reserved_delta=reserved[level.id]
-            )
-            if changed is None or changed[1] != level.reserved:
-                raise AllocationRefused(f"stock level {level.id} changed under its lock")
+    await _add_reserved(session, org, {level.id: level for level in levels}, reserved)
     if reservations:
-        await session.execute(insert(Reservation), reservations)
-        await session.execute(insert(InventoryMovement), movements)
+        await session.execute(_RESERVATIONS.insert(), reservations)
+        await session.execute(_MOVEMENTS.insert(), movements)
     by_status: dict[OrderStatus, list[uuid.UUID]] = defaultdict(list)
     for order_id, status in corrected.items():
         by_status[status].append(order_id)
@@ -379,6 +399,40 @@ async def _reserve_and_settle(
             .values(status=status)
             .execution_options(synchronize_session=False)
         )
+
+
+async def _add_reserved(
+    session: AsyncSession,
+    org: uuid.UUID,
+    levels: dict[uuid.UUID, StockLevel],
+    reserved: Counter[uuid.UUID],
+) -> None:
+    """One guarded UPDATE for every stock row of the page: each row's ``reserved`` grows by its
+    own amount, only where it stays within ``on_hand``. Every row must come back with the value
+    planned under its lock."""
+    amounts = {level_id: units for level_id, units in reserved.items() if units}
+    if not amounts:
+        return
+    added = case(
+        {level_id: literal(units) for level_id, units in amounts.items()},
+        value=StockLevel.id,
+        else_=literal(0),
+    )
+    rows = await session.execute(
+        update(StockLevel)
+        .where(
+            StockLevel.organization_id == org,
+            StockLevel.id.in_(list(amounts)),
+            StockLevel.on_hand >= StockLevel.reserved + added,
+        )
+        .values(reserved=StockLevel.reserved + added, updated_at=utcnow())
+        .returning(StockLevel.id, StockLevel.reserved)
+        .execution_options(synchronize_session=False)
+    )
+    changed = {row.id: row.reserved for row in rows}
+    for level_id in amounts:
+        if changed.get(level_id) != levels[level_id].reserved:
+            raise AllocationRefused(f"stock level {level_id} changed under its lock")
 
 
 def _final_status(
