@@ -54,10 +54,6 @@ if str(Path(__file__).resolve().parent.parent) not in sys.path:
 
 import argparse
 import asyncio
-import base64
-import hashlib
-import hmac
-import ipaddress
 import json
 import os
 import platform
@@ -66,11 +62,9 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -79,43 +73,37 @@ from typing import Any
 
 import asyncpg
 import benchkit
-import httpx
 import redis
 from bullmq import Job, Queue, Worker
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from rich.console import Console
 from rich.table import Table
+from services import (
+    ROOT,
+    Service,
+    free_port,
+    pids_named,
+    rappit_command,
+    require_loopback,
+    start_service,
+    stop_services,
+    wait_for_http,
+    wait_for_text,
+)
 from sqlalchemy.engine import make_url
+from webhook_fixture import build_fixture, order_payload, sign
 
 from rappit import __version__
-from rappit.inventory.service import InventoryService
-from rappit.kit.crypto import SecretBox
-from rappit.kit.db import create_engine, create_sessionmaker, unit_of_work
 from rappit.kit.logging import logging_config
 from rappit.kit.migrations import upgrade
-from rappit.models import (
-    Channel,
-    ChannelListing,
-    ChannelType,
-    Product,
-    Sku,
-    Warehouse,
-)
-from rappit.organizations.service import create_organization
 from rappit.queues.connection import connection_kwargs, redacted
 from rappit.queues.names import QueueName
-from tests.integrations.shopify.payloads import line_item, order
 
-ROOT = Path(__file__).resolve().parent.parent
 SHOP = "bench-ingest.myshopify.com"
 TOPIC = "orders/create"
 QUEUE = QueueName.WEBHOOK_PROCESSING
 BARE_JOB = "bench.noop"
-# Far more than any run can reserve, so every order reserves in full.
-STOCK_PER_SKU = 1_000_000_000
-VARIANT_BASE = 40_000_000_000
-PRODUCT_BASE = 8_000_000_000
 # Order ids of the two measurements never meet.
 INGEST_ORDER_BASE = 9_000_000_000_000
 E2E_ORDER_BASE = 5_000_000_000_000
@@ -123,7 +111,6 @@ E2E_ORDER_BASE = 5_000_000_000_000
 # webhook id, which is what the inbox deduplicates on).
 INGEST_BODIES = 1000
 POLL_S = 0.02
-READY_TIMEOUT_S = 60.0
 # Uncounted loads before each measurement.
 WARMUP_S = 2.0
 WARMUP_ORDERS = 100
@@ -332,25 +319,6 @@ class Flow:
 # --- processes ---------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def pids_named(name: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == name:
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
 class CpuMeter:
     """CPU time of named groups of processes between start() and stop(). PostgreSQL and Redis
     are found by process name (every backend counts, including ones opened meanwhile)."""
@@ -373,78 +341,6 @@ class CpuMeter:
         ended = self._read()
         self.used = {name: ended[name] - self.started.get(name, 0.0) for name in ended}
         return self.used
-
-
-@dataclass
-class Service:
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def tail(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-3000:]
-        except OSError:
-            return ""
-
-
-def start_service(name: str, command: list[str], env: dict[str, str], logs: Path) -> Service:
-    log = logs / f"{name}.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    return Service(name, process, log)
-
-
-async def wait_for_text(service: Service, text: str) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while text not in service.tail() and service.log.exists():
-        if service.process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{service.name} did not start:\n{service.tail()}")
-        await asyncio.sleep(0.05)
-    if text not in service.log.read_text(errors="replace"):
-        raise RuntimeError(f"{service.name} did not start:\n{service.tail()}")
-
-
-async def wait_for_http(service: Service, port: int) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=2.0) as client:
-        while True:
-            if service.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{service.name} did not start:\n{service.tail()}")
-            try:
-                if (await client.get("/healthz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)
-
-
-def stop_services(services: list[Service]) -> None:
-    for service in services:
-        if service.process.poll() is None:
-            service.process.send_signal(signal.SIGTERM)
-    for service in services:
-        try:
-            service.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            service.process.kill()
-            service.process.wait()
-
-
-def rappit_command() -> list[str]:
-    executable = Path(sys.executable).parent / "rappit"
-    return [str(executable)] if executable.exists() else [sys.executable, "-m", "rappit.cli"]
 
 
 # --- the bare sides (run as child processes of this script) ------------------------------------
@@ -506,88 +402,6 @@ async def bare_worker(arguments: argparse.Namespace) -> None:
 
 
 # --- fixture and requests ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Fixture:
-    organization_id: uuid.UUID
-    # (code, variant id) per SKU
-    skus: list[tuple[str, int]]
-
-
-async def build_fixture(url: str, secret_key: str, webhook_secret: str, sku_count: int) -> Fixture:
-    engine = create_engine(url)
-    try:
-        async with unit_of_work(create_sessionmaker(engine)) as session:
-            organization, _ = await create_organization(session, "Bench ingest")
-            org = organization.id
-            channel = Channel(
-                organization_id=org,
-                type=ChannelType.SHOPIFY,
-                name="Bench shop",
-                shop_domain=SHOP,
-                api_version="2026-10",
-                credentials_encrypted=SecretBox(secret_key).encrypt_json(
-                    {"access_token": "shpat_" + "0" * 32, "webhook_secret": webhook_secret}
-                ),
-                settings={},
-                sync_cursors={},
-            )
-            warehouse = Warehouse(organization_id=org, code="MAIN", name="Main")
-            product = Product(organization_id=org, title="Bench product")
-            session.add_all([channel, warehouse, product])
-            await session.flush()
-            skus = [
-                Sku(organization_id=org, product_id=product.id, code=f"BENCH-{index:05d}")
-                for index in range(sku_count)
-            ]
-            session.add_all(skus)
-            await session.flush()
-            session.add_all(
-                ChannelListing(
-                    organization_id=org,
-                    channel_id=channel.id,
-                    sku_id=sku.id,
-                    external_product_id=str(PRODUCT_BASE + index),
-                    external_variant_id=str(VARIANT_BASE + index),
-                )
-                for index, sku in enumerate(skus)
-            )
-            # Stock through the service, so the ledger matches the levels as in real use.
-            inventory = InventoryService(session, org)
-            for sku in skus:
-                await inventory.adjust(
-                    sku_id=sku.id, warehouse_id=warehouse.id, set_to=STOCK_PER_SKU, note="bench"
-                )
-        return Fixture(org, [(sku.code, VARIANT_BASE + i) for i, sku in enumerate(skus)])
-    finally:
-        await engine.dispose()
-
-
-def order_payload(
-    order_id: int, number: int, fixture: Fixture, rng: random.Random
-) -> dict[str, Any]:
-    """A paid order with two lines of different SKUs, 1 to 3 units each."""
-    lines = []
-    for position, index in enumerate(rng.sample(range(len(fixture.skus)), 2)):
-        code, variant = fixture.skus[index]
-        lines.append(
-            line_item(
-                order_id * 10 + position,
-                sku=code,
-                quantity=rng.randint(1, 3),
-                variant_id=variant,
-                product_id=PRODUCT_BASE + index,
-            )
-        )
-    payload = order(order_id, lines=lines)
-    payload["name"] = f"#{number}"
-    payload["order_number"] = number
-    return payload
-
-
-def sign(body: bytes, secret: str) -> str:
-    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
 
 
 def write_deliveries(
@@ -1174,24 +988,6 @@ def render_markdown(
 # --- main --------------------------------------------------------------------------------------
 
 
-def require_loopback(url: str, what: str) -> None:
-    """Load and scratch data go to this machine only."""
-    if url.startswith("unix://"):
-        return
-    if url.startswith(("redis://", "rediss://")):
-        host = connection_kwargs(url)["host"]
-    else:
-        host = make_url(url).host
-    if host in (None, "", "localhost"):
-        return
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return
-    except ValueError:
-        pass
-    raise SystemExit(f"{what} must be on this machine (a loopback address), not {host}")
-
-
 async def main(arguments: argparse.Namespace) -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install -y wrk)")
@@ -1218,7 +1014,7 @@ async def main(arguments: argparse.Namespace) -> None:
             work = Path(directory)
             console.print(f"Scratch database {name}: migrating and writing the fixture …")
             await asyncio.to_thread(upgrade, url)
-            fixture = await build_fixture(url, secret_key, webhook_secret, arguments.skus)
+            fixture = await build_fixture(url, secret_key, webhook_secret, arguments.skus, SHOP)
             rng = random.Random(7)
             ingest_data = work / "ingest.tsv"
             write_deliveries(
