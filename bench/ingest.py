@@ -92,13 +92,13 @@ from services import (
     wait_for_text,
 )
 from sqlalchemy.engine import make_url
-from webhook_fixture import build_fixture, order_payload, sign
 
 from rappit import __version__
 from rappit.kit.logging import logging_config
 from rappit.kit.migrations import upgrade
 from rappit.queues.connection import connection_kwargs, redacted
 from rappit.queues.names import QueueName
+from tests.support.webhook_fixture import build_fixture, order_payload, sign
 
 SHOP = "bench-ingest.myshopify.com"
 TOPIC = "orders/create"

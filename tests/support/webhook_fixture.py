@@ -1,4 +1,4 @@
-"""A shop to send webhooks for: an organisation with a Shopify channel, a warehouse and SKUs
+"""A shop to send webhooks for (benchmarks and the chaos test): an organisation with a Shopify channel, a warehouse and SKUs
 with ample stock (each linked to a Shopify variant), written straight into a migrated
 database; and signed order bodies built like the test suite's payloads."""
 
