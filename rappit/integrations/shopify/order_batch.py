@@ -19,12 +19,14 @@ transaction.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Insert, case, literal, select, update
+from sqlalchemy import JSON, Insert, Table, case, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
@@ -99,20 +101,9 @@ async def apply_orders(
             one_by_one.append(data)  # the same order twice in one page: the second updates
         else:
             fresh[data.external_order_id] = data
-    known = set(
-        (
-            await session.scalars(
-                select(Order.external_order_id).where(
-                    Order.organization_id == org,
-                    Order.channel_id == channel.id,
-                    Order.external_order_id.in_(list(fresh)),
-                )
-            )
-        ).all()
-    )
-    created = await _claim_rows(
-        session, channel, [o for o in fresh.values() if o.external_order_id not in known]
-    )
+    # The insert itself tells which orders are new: a row that exists already (a webhook, a
+    # poll, an earlier attempt) is not inserted, and that order takes the one-by-one path.
+    created = await _claim_rows(session, channel, list(fresh.values()))
     one_by_one = [o for o in fresh.values() if o.external_order_id not in created] + one_by_one
 
     service = OrderService(session, org)
@@ -236,7 +227,7 @@ async def _create_lines(session: AsyncSession, channel: Channel, orders: list[_N
                 }
             )
     if rows:
-        await session.execute(_ITEMS.insert(), rows)
+        await _insert_many(session, _ITEMS, rows)
 
 
 class _SkuResolver:
@@ -387,8 +378,8 @@ async def _reserve_and_settle(
 
     await _add_reserved(session, org, {level.id: level for level in levels}, reserved)
     if reservations:
-        await session.execute(_RESERVATIONS.insert(), reservations)
-        await session.execute(_MOVEMENTS.insert(), movements)
+        await _insert_many(session, _RESERVATIONS, reservations)
+        await _insert_many(session, _MOVEMENTS, movements)
     by_status: dict[OrderStatus, list[uuid.UUID]] = defaultdict(list)
     for order_id, status in corrected.items():
         by_status[status].append(order_id)
@@ -399,6 +390,33 @@ async def _reserve_and_settle(
             .values(status=status)
             .execution_options(synchronize_session=False)
         )
+
+
+async def _insert_many(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert rows nobody else can have (new ids under orders claimed by this transaction).
+    PostgreSQL: one ``COPY`` on the session's own connection and transaction, which skips the
+    per-row parameter processing that dominates a page's CPU time; SQLite: ``executemany``."""
+    if not rows:
+        return
+    if dialect_of(session) != "postgresql":
+        await session.execute(table.insert(), rows)
+        return
+    columns = [column.name for column in table.columns]
+    # What the column types would do on the way in: JSON is text to the driver, times are UTC.
+    json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    records = [
+        tuple(
+            json.dumps(row.get(name)) if name in json_columns and row.get(name) is not None
+            else row.get(name)
+            for name in columns
+        )
+        for row in rows
+    ]  # fmt: skip
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+        table.name, records=records, columns=columns
+    )
 
 
 async def _add_reserved(
