@@ -614,6 +614,7 @@ def gql_fulfillment_order(ctx: Ctx, order: Order, fulfillment_order: Fulfillment
 def gql_fulfillment(ctx: Ctx, fulfillment: Fulfillment) -> Resolved:
     shop = ctx.shop
     rest = payloads.fulfillment_json(shop, fulfillment)
+    order = shop.orders[fulfillment.order_id]
     return {
         "__typename": "Fulfillment",
         "__implements": ("Node",),
@@ -633,8 +634,21 @@ def gql_fulfillment(ctx: Ctx, fulfillment: Fulfillment) -> Resolved:
             }
             for i, number in enumerate(fulfillment.tracking_numbers[: args.get("first") or None])
         ],
+        "fulfillmentLineItems": lambda args: connection(
+            "FulfillmentLineItem",
+            [line for line in order.line_items if line.id in fulfillment.quantities],
+            lambda line: {
+                "__typename": "FulfillmentLineItem",
+                "__implements": ("Node",),
+                # One per order line and fulfilment: derived ids stay stable across reads.
+                "id": payloads.gid("FulfillmentLineItem", fulfillment.id + line.id),
+                "quantity": fulfillment.quantities[line.id],
+                "lineItem": lambda _: gql_line_item(ctx, order, line),
+            },
+            args,
+        ),
         "location": lambda _: gql_location(ctx, shop.locations[fulfillment.location_id]),
-        "order": lambda _: gql_order(ctx, shop.orders[fulfillment.order_id]),
+        "order": lambda _: gql_order(ctx, order),
     }
 
 
