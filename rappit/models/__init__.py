@@ -8,10 +8,12 @@ from rappit.models.channel_location import ChannelLocation, StockMaster
 from rappit.models.fulfillment import Fulfillment, FulfillmentStatus
 from rappit.models.fulfillment_item import FulfillmentItem
 from rappit.models.inventory_movement import InventoryMovement, MovementReason
+from rappit.models.inventory_push_mark import InventoryPushMark
 from rappit.models.order import Order, OrderStatus, PaymentStatus
 from rappit.models.order_item import OrderItem
 from rappit.models.organization import Organization
 from rappit.models.product import Product
+from rappit.models.pushed_inventory_level import PushedInventoryLevel
 from rappit.models.reservation import Reservation
 from rappit.models.sku import Sku
 from rappit.models.stock_level import StockLevel
@@ -31,6 +33,7 @@ __all__ = [
     "FulfillmentItem",
     "FulfillmentStatus",
     "InventoryMovement",
+    "InventoryPushMark",
     "MovementReason",
     "Order",
     "OrderItem",
@@ -38,6 +41,7 @@ __all__ = [
     "Organization",
     "PaymentStatus",
     "Product",
+    "PushedInventoryLevel",
     "Reservation",
     "Sku",
     "StockLevel",
