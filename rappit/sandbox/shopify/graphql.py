@@ -11,6 +11,8 @@ answered with Shopify's shapes, projected onto the client's selection (``gql.Pro
 - Mutations: ``bulkOperationRunQuery``, ``bulkOperationCancel``, ``inventorySetQuantities``
   and ``inventoryAdjustQuantities`` (compare-and-set, ``@idempotent(key:)``),
   ``fulfillmentCreate`` and ``fulfillmentTrackingInfoUpdate``.
+- Webhook subscriptions: ``webhookSubscriptions`` and ``webhookSubscriptionCreate|Update|Delete``
+  (``graphql_webhooks``), the same subscriptions as REST's ``webhooks.json``.
 
 Every answer carries ``extensions.cost`` from the shop's cost bucket (reference/channel-apis.md
 §2.2): the requested cost is taken up front and the unused part refunded; a request that does
@@ -35,7 +37,7 @@ from typing import Any, TextIO
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse
 
-from rappit.sandbox.shopify import payloads
+from rappit.sandbox.shopify import graphql_webhooks, payloads
 from rappit.sandbox.shopify.gql import (
     Document,
     Field,
@@ -885,6 +887,12 @@ def query_root(ctx: Ctx) -> Resolved:
             lambda location: gql_location(ctx, location),
             args,
         ),
+        "webhookSubscriptions": lambda args: connection(
+            "WebhookSubscription",
+            graphql_webhooks.matching(shop, args),
+            graphql_webhooks.node,
+            args,
+        ),
     }
 
 
@@ -1192,6 +1200,8 @@ def run_mutation(ctx: Ctx, selected: Field, variables: dict[str, Any]) -> Resolv
         return _fulfillment_create(ctx, arguments)
     if name == "fulfillmentTrackingInfoUpdate":
         return _tracking_update(ctx, arguments)
+    if name in graphql_webhooks.MUTATIONS:
+        return graphql_webhooks.mutate(ctx.state, ctx.shop, ctx.version, name, arguments)
     raise GraphQLError(
         f"Field '{name}' doesn't exist on type 'Mutation'",
         code="undefinedField",
