@@ -12,8 +12,9 @@ import secrets
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rappit.kit.errors import ConfigurationError
@@ -39,6 +40,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     redis_url: str | None = None
     secret_key: SecretStr | None = None
+    # The public URL Shopify reaches this deployment at, e.g. https://rappit.example.com:
+    # webhook subscriptions point at {it}/webhooks/shopify/{topic}. Unset: none are registered.
     webhook_base_url: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -79,6 +82,11 @@ class Settings(BaseSettings):
     # How far back a reconciliation re-reads orders (by the channel's updated_at).
     reconcile_window_hours: int = Field(default=DEFAULT_RECONCILE_WINDOW_HOURS, ge=1, le=24 * 60)
 
+    @field_validator("webhook_base_url")
+    @classmethod
+    def _check_webhook_base_url(cls, value: str | None) -> str | None:
+        return normalize_webhook_base_url(value)
+
     @property
     def is_production(self) -> bool:
         return self.env == Environment.PRODUCTION
@@ -118,6 +126,21 @@ def normalize_database_url(url: str) -> str:
     if url.startswith("sqlite:///"):
         return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
     return url
+
+
+def normalize_webhook_base_url(value: str | None) -> str | None:
+    """An http(s) URL with a host and no query, fragment or credentials, spelt one way (lower
+    case host, no trailing slash) so subscriptions are recognised as this deployment's by
+    prefix. Empty means unset."""
+    if value is None or not value.strip():
+        return None
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL, e.g. https://rappit.example.com")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError("must not carry a query, a fragment or credentials")
+    _ = parts.port  # a port that is no number raises ValueError here
+    return f"{parts.scheme}://{parts.netloc.lower()}{parts.path}".rstrip("/")
 
 
 def _load_or_create_secret_key(data_dir: Path) -> str:
