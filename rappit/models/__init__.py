@@ -5,7 +5,7 @@ from rappit.models.base import Base
 from rappit.models.channel import Channel, ChannelStatus, ChannelType
 from rappit.models.channel_listing import ChannelListing
 from rappit.models.channel_location import ChannelLocation, StockMaster
-from rappit.models.fulfillment import Fulfillment, FulfillmentStatus
+from rappit.models.fulfillment import Fulfillment, FulfillmentStatus, FulfillmentSyncStatus
 from rappit.models.fulfillment_item import FulfillmentItem
 from rappit.models.inventory_movement import InventoryMovement, MovementReason
 from rappit.models.inventory_push_mark import InventoryPushMark
@@ -32,6 +32,7 @@ __all__ = [
     "Fulfillment",
     "FulfillmentItem",
     "FulfillmentStatus",
+    "FulfillmentSyncStatus",
     "InventoryMovement",
     "InventoryPushMark",
     "MovementReason",
