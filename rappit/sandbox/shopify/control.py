@@ -17,7 +17,8 @@ No authentication: the sandbox listens on loopback.
 - ``POST /_sandbox/shops/{domain}/throttle`` force the next N REST 429s (or GraphQL THROTTLED);
   ``POST .../limits/reset`` empties the buckets.
 - ``GET|DELETE /_sandbox/shops/{domain}/requests`` the request log (counts, 429s, recent
-  requests); ``GET /_sandbox/requests`` counts for every shop.
+  requests, GraphQL calls by root field, mutations' ``userErrors`` codes);
+  ``GET /_sandbox/requests`` counts for every shop.
 - ``GET|DELETE /_sandbox/shops/{domain}/webhook_deliveries`` deliveries with their attempts.
 - ``GET|POST /_sandbox/clock`` read, freeze, advance or unfreeze the sandbox clock.
 """
@@ -361,6 +362,8 @@ def _log_json(shop: Shop, recent: int) -> dict[str, Any]:
         "graphql": log.graphql,
         "throttled": log.throttled,
         "forced": log.forced,
+        "operations": dict(log.operations),
+        "user_errors": dict(log.user_errors),
         "recent": [
             {
                 "at": triggered_at(entry.at),

@@ -1533,9 +1533,13 @@ async def graphql_endpoint(request: Request) -> JSONResponse:
     errors: list[GraphQLError] = []
     root = query_root(ctx)
     for selected in roots:
+        shop.log.operations[selected.name] += 1
         try:
             if mutation:
                 result = run_mutation(ctx, selected, variables)
+                for user_error in result.get("userErrors") or []:
+                    if user_error.get("code"):
+                        shop.log.user_errors[str(user_error["code"])] += 1
                 data[selected.key] = projector.value(result, selected, [selected.key])
             else:
                 projected = projector.object(

@@ -18,7 +18,7 @@ import secrets
 import tempfile
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -391,6 +391,10 @@ class RequestLog:
     throttled: int = 0  # 429s (REST and forced) and THROTTLED GraphQL answers
     forced: int = 0
     recent: deque[LoggedRequest] = field(default_factory=lambda: deque(maxlen=2000))
+    # GraphQL calls by root field (``inventorySetQuantities``, ``nodes``...), and the
+    # ``userErrors`` codes mutations answered (``CHANGE_FROM_QUANTITY_STALE``...).
+    operations: Counter[str] = field(default_factory=Counter)
+    user_errors: Counter[str] = field(default_factory=Counter)
 
     def record(self, entry: LoggedRequest) -> None:
         self.requests += 1
@@ -407,6 +411,8 @@ class RequestLog:
     def reset(self) -> None:
         self.requests = self.rest = self.graphql = self.throttled = self.forced = 0
         self.recent.clear()
+        self.operations.clear()
+        self.user_errors.clear()
 
 
 # --- shop --------------------------------------------------------------------------------------
