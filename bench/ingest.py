@@ -594,6 +594,7 @@ async def ingest_side(context: Context, side: str, data: Path) -> tuple[Load, Lo
     database and the queue."""
     arguments = context.arguments
     prefix = f"{context.run_prefix}-ingest"
+    rows_before = await count(context.dsn, "SELECT count(*) FROM webhook_events")
     if side == "rappit":
         server, port = await start_rappit_api(context, prefix, "ingest-rappit-api")
     else:
@@ -621,7 +622,7 @@ async def ingest_side(context: Context, side: str, data: Path) -> tuple[Load, Lo
     finally:
         await stop(context, [server])
     if side == "rappit":
-        rows = await count(context.dsn, "SELECT count(*) FROM webhook_events")
+        rows = await count(context.dsn, "SELECT count(*) FROM webhook_events") - rows_before
         answered = warmup.enqueued + load.enqueued
         if rows != answered:
             raise RuntimeError(f"{rows} webhook_events rows for {answered} 'enqueued' answers")
