@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from rappit.catalog.endpoints import router as catalog_router
 from rappit.channels.endpoints import router as channels_router
+from rappit.fulfillments.endpoints import router as fulfillments_router
 from rappit.inventory.endpoints import router as inventory_router
 from rappit.orders.endpoints import router as orders_router
 from rappit.queues.endpoints import router as queues_router
@@ -17,6 +18,7 @@ router.include_router(inventory_router)
 router.include_router(catalog_router)
 router.include_router(channels_router)
 router.include_router(orders_router)
+router.include_router(fulfillments_router)
 router.include_router(webhooks_router)
 router.include_router(queues_router)
 router.include_router(sync_router)

@@ -9,6 +9,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from rappit.config import Settings
+from rappit.fulfillments import tasks as fulfillment_tasks
+from rappit.fulfillments.target import FulfillmentTargets
+from rappit.fulfillments.writeback import writeback_handler
+from rappit.integrations.shopify import fulfillments as shopify_fulfillments
 from rappit.integrations.shopify import sync as shopify_sync
 from rappit.integrations.shopify import webhook_topics as shopify_webhook_topics
 from rappit.queues import scheduler
@@ -60,6 +64,21 @@ def handler_registry(runtime: Runtime) -> HandlerRegistry:
         ),
     )
     registry.register(
+        QueueName.CHANNEL_SYNC,
+        fulfillment_tasks.WRITEBACK_JOB,
+        writeback_handler(runtime.sessionmaker, fulfillment_targets(runtime)),
+    )
+    registry.register(
+        QueueName.CHANNEL_SYNC,
+        fulfillment_tasks.SWEEP_JOB,
+        sweep_handler(
+            runtime.sessionmaker,
+            runtime.queue,
+            fulfillment_tasks.pending_writeback_jobs,
+            older_than_s=settings.sweep_after_s,
+        ),
+    )
+    registry.register(
         QueueName.WEBHOOK_PROCESSING,
         webhook_tasks.SWEEP_JOB,
         sweep_handler(
@@ -87,6 +106,15 @@ def sync_pullers(runtime: Runtime) -> SyncRegistry:
     return registry
 
 
+def fulfillment_targets(runtime: Runtime) -> FulfillmentTargets:
+    assert runtime.queue is not None, "writers share the shop's rate limits through Redis"
+    targets = FulfillmentTargets()
+    shopify_fulfillments.register(
+        targets, runtime.secret_box, runtime.queue.redis, runtime.settings.queue_prefix
+    )
+    return targets
+
+
 def periodic_jobs(settings: Settings) -> list[PeriodicJob]:
     jobs = [
         PeriodicJob(
@@ -99,6 +127,12 @@ def periodic_jobs(settings: Settings) -> list[PeriodicJob]:
             "webhooks-sweep",
             QueueName.WEBHOOK_PROCESSING,
             webhook_tasks.SWEEP_JOB,
+            settings.sweep_interval_s * 1000,
+        ),
+        PeriodicJob(
+            "fulfillments-sweep",
+            QueueName.CHANNEL_SYNC,
+            fulfillment_tasks.SWEEP_JOB,
             settings.sweep_interval_s * 1000,
         ),
     ]

@@ -17,7 +17,15 @@ import pytest
 from rappit.app import create_app
 from rappit.kit.db import unit_of_work
 from rappit.kit.types import utcnow
-from rappit.models import Channel, SyncResource, SyncRun, SyncRunStatus, WebhookEvent
+from rappit.models import (
+    Channel,
+    Fulfillment,
+    FulfillmentStatus,
+    SyncResource,
+    SyncRun,
+    SyncRunStatus,
+    WebhookEvent,
+)
 from rappit.orders.service import OrderService
 from rappit.queues.client import QueueClient
 from rappit.queues.jobs import JobRequest
@@ -37,6 +45,12 @@ WRITE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("patch", "/api/v1/channels/{channel_id}"): {"name": "taken over"},
     ("post", "/api/v1/webhook-events/{event_id}/replay"): {},
     ("post", "/api/v1/channels/{channel_id}/sync"): {"resource": "orders"},
+    ("post", "/api/v1/channels/{channel_id}/webhooks/register"): {},
+    ("post", "/api/v1/orders/{order_id}/fulfillments"): {
+        "items": [{"order_item_id": str(uuid.UUID(int=1)), "quantity": 1}],
+        "tracking": {"number": "1Z1"},
+    },
+    ("patch", "/api/v1/fulfillments/{fulfillment_id}"): {"tracking": {"number": "1Z2"}},
     ("post", "/api/v1/inventory/adjustments"): {
         "sku": "A-1",
         "warehouse": "W1",
@@ -137,6 +151,13 @@ async def _seed_first_tenant(
             finished_at=utcnow(),
         )
         session.add(run)
+        fulfillment = Fulfillment(
+            organization_id=tenant.organization_id,
+            order_id=result.order.id,
+            status=FulfillmentStatus.SUCCESS,
+            tracking_number="1Z0",
+        )
+        session.add(fulfillment)
         await session.flush()
     # A job of the first organisation that used up its attempts.
     await queue_client.add(
@@ -157,6 +178,7 @@ async def _seed_first_tenant(
         "event_id": str(event.id),
         "customer_id": "7001",
         "run_id": str(run.id),
+        "fulfillment_id": str(fulfillment.id),
     }
 
 
@@ -228,6 +250,12 @@ async def test_another_organisation_sees_nothing(
     assert [(i["on_hand"], i["reserved"]) for i in levels.json()["items"]] == [(5, 1)]
     channel = await client.get(f"/api/v1/channels/{ids['channel_id']}", headers=tenant.headers)
     assert channel.json()["name"] == "Shop"
+    fulfillments = await client.get(
+        f"/api/v1/orders/{ids['order_id']}/fulfillments", headers=tenant.headers
+    )
+    assert [(f["tracking"]["number"], f["sync_status"]) for f in fulfillments.json()["items"]] == [
+        ("1Z0", None)
+    ]
     drift = await client.get(f"/api/v1/channels/{ids['channel_id']}/drift", headers=tenant.headers)
     assert (drift.json()["run_id"], drift.json()["counts"]) == (
         ids["run_id"],

@@ -126,6 +126,15 @@ async def handle_fulfillment(
         # Ours (created in Shopify by Rappit) or seen before: match it, never count it twice.
         apply_update(existing, tracking=tracking, status=status)
         return TopicResult(note="matched a recorded fulfilment", resource_id=order_id)
+    # One Rappit sent to Shopify whose id it has not stored yet (this webhook came first).
+    sent_units = {
+        str(line.get("id")): int(line.get("quantity") or 0)
+        for line in payload.get("line_items") or []
+    }
+    if await FulfillmentService(session, org).claim_in_flight(
+        order, external_id, sent_units, tracking, status
+    ):
+        return TopicResult(note="matched a fulfilment Rappit is creating", resource_id=order_id)
     if status in _NOT_SHIPPED:
         return _skipped(f"fulfilment {external_id} is {status}: nothing shipped", order_id)
 
