@@ -7,6 +7,9 @@ from fastapi import APIRouter
 from rappit.catalog.endpoints import router as catalog_router
 from rappit.channels.endpoints import router as channels_router
 from rappit.fulfillments.endpoints import router as fulfillments_router
+from rappit.integrations.shopify.webhook_registration_endpoints import (
+    router as shopify_webhook_registration_router,
+)
 from rappit.inventory.endpoints import router as inventory_router
 from rappit.orders.endpoints import router as orders_router
 from rappit.queues.endpoints import router as queues_router
@@ -22,3 +25,4 @@ router.include_router(fulfillments_router)
 router.include_router(webhooks_router)
 router.include_router(queues_router)
 router.include_router(sync_router)
+router.include_router(shopify_webhook_registration_router)

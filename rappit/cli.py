@@ -50,6 +50,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rappit import __version__
 from rappit.app import create_app
 from rappit.config import Settings
+from rappit.integrations.shopify.webhook_registration import RegistrationReport, WebhookRegistrar
 from rappit.kit.crypto import SecretBox
 from rappit.kit.db import create_engine, create_sessionmaker, unit_of_work
 from rappit.kit.errors import RappitError
@@ -946,7 +947,9 @@ if __name__ == "__main__":
 # --- webhook events ----------------------------------------------------------------------------
 
 webhooks_app = typer.Typer(
-    help="The webhook inbox: list events, replay failed ones.", no_args_is_help=True
+    help="The webhook inbox (list events, replay failed ones) and a shop's webhook "
+    "subscriptions (register).",
+    no_args_is_help=True,
 )
 app.add_typer(webhooks_app, name="webhooks")
 
@@ -1026,6 +1029,57 @@ def webhooks_replay(
             except RappitError as exc:
                 raise CliError(exc.detail) from exc
     console.print(f"Event {event.id} ({event.topic}) is queued again.", soft_wrap=True)
+
+
+async def _register_webhooks(
+    runtime: Runtime, channel_ref: str
+) -> tuple[Channel, RegistrationReport]:
+    try:
+        async with runtime.sessionmaker() as session:
+            channel = await _find_channel(session, channel_ref)
+        return channel, await WebhookRegistrar.for_runtime(runtime).register(channel)
+    finally:
+        await runtime.close()
+
+
+@webhooks_app.command("register")
+def webhooks_register(
+    channel: Annotated[str, typer.Argument(help="Channel id or shop domain")],
+) -> None:
+    """Subscribe a Shopify shop to every topic Rappit handles at RAPPIT_WEBHOOK_BASE_URL:
+    create the missing subscriptions, fix wrong ones, remove this deployment's stale ones."""
+    with _errors():
+        settings, _url, database = _ready_database()
+        with _database_errors(database):
+            runtime = _build_runtime(settings)
+            found, report = asyncio.run(_register_webhooks(runtime, channel))
+    console.print(
+        escape(
+            f"Webhooks of {found.name} ({found.shop_domain}) at {report.base_url}: "
+            f"{len(report.created)} created, {len(report.updated)} updated, "
+            f"{len(report.deleted)} deleted, {len(report.unchanged)} unchanged"
+        ),
+        soft_wrap=True,
+    )
+    for made in report.created:
+        console.print(escape(f"  created  {made.topic}  {made.address}"), soft_wrap=True)
+    for fixed in report.updated:
+        console.print(
+            escape(f"  updated  {fixed.topic}  {'; '.join(fixed.problems)}"), soft_wrap=True
+        )
+    for removed in report.deleted:
+        console.print(escape(f"  deleted  {removed.topic}  {removed.address}"), soft_wrap=True)
+    for item in report.configured_in_app:
+        console.print(
+            escape(f"  configure in the app  {item.topic}  {item.address}"), soft_wrap=True
+        )
+    for error in report.errors:
+        err_console.print(
+            f"[red]error:[/red] {error.operation} {error.topic}: {escape(error.message)}",
+            soft_wrap=True,
+        )
+    if report.errors:
+        raise typer.Exit(1)
 
 
 # --- sync ----------------------------------------------------------------------------------------

@@ -8,12 +8,14 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from rappit.channels import tasks as channel_tasks
 from rappit.config import Settings
 from rappit.fulfillments import tasks as fulfillment_tasks
 from rappit.fulfillments.target import FulfillmentTargets
 from rappit.fulfillments.writeback import writeback_handler
 from rappit.integrations.shopify import fulfillments as shopify_fulfillments
 from rappit.integrations.shopify import sync as shopify_sync
+from rappit.integrations.shopify import webhook_registration as shopify_webhook_registration
 from rappit.integrations.shopify import webhook_topics as shopify_webhook_topics
 from rappit.queues import scheduler
 from rappit.queues.names import WORK_QUEUES, QueueName
@@ -61,6 +63,13 @@ def handler_registry(runtime: Runtime) -> HandlerRegistry:
             pullers,
             interval_s=settings.reconcile_interval_s,
             window_hours=settings.reconcile_window_hours,
+        ),
+    )
+    registry.register(
+        QueueName.CHANNEL_SYNC,
+        channel_tasks.REGISTER_WEBHOOKS_JOB,
+        shopify_webhook_registration.register_handler(
+            runtime.sessionmaker, shopify_webhook_registration.WebhookRegistrar.for_runtime(runtime)
         ),
     )
     registry.register(

@@ -18,10 +18,12 @@ from rappit.channels.schemas import (
     LocationRead,
 )
 from rappit.channels.service import ChannelService
+from rappit.channels.tasks import register_webhooks_job
 from rappit.kit.fastapi import DbSession
 from rappit.kit.pagination import Page
 from rappit.models import ChannelLocation
 from rappit.orders.privacy import customer_data
+from rappit.queues.enqueue import enqueue
 from rappit.runtime import RuntimeDep
 
 router = APIRouter(tags=["channels"])
@@ -44,6 +46,10 @@ async def create_channel(
     body: ChannelCreate, auth: CurrentAuth, session: DbSession, runtime: RuntimeDep
 ) -> ChannelRead:
     channel = await ChannelService(session, auth.organization_id, runtime.secret_box).create(body)
+    if runtime.queue is not None:
+        # Subscribes the shop's webhooks once the channel is committed: the store being slow
+        # or away neither delays nor fails the creation.
+        enqueue(session, register_webhooks_job(auth.organization_id, channel.id))
     return ChannelRead.model_validate(channel)
 
 
