@@ -34,7 +34,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -149,10 +148,13 @@ def expected_address(base_url: str, topic: str) -> str:
 
 
 def _normalized(address: str) -> str:
-    """Scheme and host compared without regard to case, as URLs are."""
-    parts = urlsplit(address)
-    rest = address[len(f"{parts.scheme}://{parts.netloc}") :]
-    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{rest}"
+    """Scheme and host compared without regard to case, as URLs are (a Pub/Sub or EventBridge
+    address, with no host, as it is)."""
+    scheme, separator, rest = address.partition("://")
+    if not separator:
+        return address
+    host, slash, path = rest.partition("/")
+    return f"{scheme.lower()}://{host.lower()}{slash}{path}"
 
 
 def is_ours(address: str, base_url: str) -> bool:

@@ -345,6 +345,9 @@ def test_the_plan_keeps_the_closest_duplicate_and_never_removes_compliance_topic
             listed(
                 4, "app/uninstalled", "HTTPS://Rappit.Example.com/webhooks/shopify/app/uninstalled"
             ),
+            # Addresses with no host (Pub/Sub, EventBridge) are never this deployment's.
+            listed(5, "ORDERS_PAID", "pubsub://project:topic"),
+            listed(6, "orders/paid", "arn:aws:events:us-east-1::event-source/aws.partner/x"),
         ],
         BASE,
         VERSION,
