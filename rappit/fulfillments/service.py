@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -224,6 +225,7 @@ class FulfillmentService:
         quantities: dict[str, int],
         tracking: Tracking,
         status: FulfillmentStatus,
+        channel_updated_at: datetime | None = None,
     ) -> Fulfillment | None:
         """The channel reports a fulfilment Rappit does not know by id: if it is one Rappit
         has sent to the channel but not yet stored the id of (the webhook came first, or the
@@ -257,6 +259,7 @@ class FulfillmentService:
         same_number = [m for m in matches if m.tracking_number == tracking.number]
         claimed = (same_number or matches)[0]
         claimed.external_fulfillment_id = external_fulfillment_id
+        claimed.channel_updated_at = channel_updated_at
         if claimed.status in (FulfillmentStatus.PENDING, FulfillmentStatus.FAILED):
             claimed.status = status
         if claimed.sync_status == FulfillmentSyncStatus.FAILED and channel_has(
@@ -310,7 +313,8 @@ class FulfillmentService:
                 FulfillmentItem.fulfillment_id == made.id,
             )
         )
-        if made.order_id != order_id or dict(items.tuples().all()) != wanted:
+        made_units = {row.order_item_id: row.quantity for row in items}
+        if made.order_id != order_id or made_units != wanted:
             raise Conflict(
                 "this Idempotency-Key was used for another fulfilment request",
                 extra={"fulfillment_id": str(made.id)},
@@ -392,11 +396,22 @@ def tracking_of(fulfillment: Fulfillment) -> Tracking:
 
 
 def apply_update(
-    fulfillment: Fulfillment, *, tracking: Tracking | None, status: FulfillmentStatus | None
+    fulfillment: Fulfillment,
+    *,
+    tracking: Tracking | None,
+    status: FulfillmentStatus | None,
+    channel_updated_at: datetime | None = None,
 ) -> None:
     """A later change to a recorded fulfilment (new tracking, a status change). Stock was
     consumed when it was recorded; a cancellation is kept as a status, and the units are not
-    put back on hand automatically (whether they came back is for a person to count)."""
+    put back on hand automatically (whether they came back is for a person to count).
+    A change the channel made no later than what is stored is old news (a webhook delivered
+    late or out of order, or the echo of Rappit's own write) and changes nothing."""
+    if channel_updated_at is not None:
+        known = fulfillment.channel_updated_at
+        if known is not None and channel_updated_at <= known:
+            return
+        fulfillment.channel_updated_at = channel_updated_at
     if fulfillment.sync_status == FulfillmentSyncStatus.PENDING:
         # Rappit's own change is on its way to the channel: what the channel says now is older
         # (the echo of an earlier write) and must not undo it.

@@ -7,6 +7,7 @@ The domain knows channels only through this protocol; each integration provides 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from rappit.fulfillments.service import Tracking
@@ -49,6 +50,8 @@ class ChannelFulfillmentRef:
     # True when an existing fulfilment (made by an earlier attempt) was found and nothing new
     # was created.
     adopted: bool = False
+    # The channel's updated_at of the fulfilment, when it says.
+    updated_at: datetime | None = None
 
 
 class FulfillmentTarget(Protocol):
@@ -63,7 +66,9 @@ class FulfillmentTarget(Protocol):
         tracking: Tracking,
         *,
         notify_customer: bool,
-    ) -> None: ...
+    ) -> datetime | None:
+        """Returns the channel's updated_at of the fulfilment after the change, if known."""
+        ...
 
 
 class FulfillmentTargets:

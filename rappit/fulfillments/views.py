@@ -26,7 +26,7 @@ async def fulfillment_reads(
         .order_by(FulfillmentItem.id)
     )
     items: dict[uuid.UUID, list[FulfillmentItemRead]] = defaultdict(list)
-    for item, external_item_id in rows.tuples():
+    for item, external_item_id in rows:
         items[item.fulfillment_id].append(
             FulfillmentItemRead(
                 order_item_id=item.order_item_id,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -115,14 +116,14 @@ class Writer:
             if step is None:
                 return await self._outcome()
             try:
-                ref = await self._call(step)
+                ref, updated_at = await self._call(step)
             except FulfillmentRefused as exc:
                 await self._failed(step, str(exc), final=True)
                 raise PermanentJobError(str(exc)) from exc
             except Exception as exc:
                 await self._failed(step, _text(exc), final=context.is_last_attempt)
                 raise
-            await self._store(step, ref)
+            await self._store(step, ref, updated_at)
         raise StillChanging(f"fulfilment {self.fulfillment_id} changed during {MAX_ROUNDS} writes")
 
     async def _next_step(self) -> tuple[Step | None, str | None]:
@@ -182,17 +183,21 @@ class Writer:
                 outbound=outbound,
             ), None
 
-    async def _call(self, step: Step) -> ChannelFulfillmentRef | None:
+    async def _call(self, step: Step) -> tuple[ChannelFulfillmentRef | None, datetime | None]:
+        """The channel's fulfilment (after a create) and its updated_at there."""
         if step.outbound is not None:
-            return await step.target.create(step.channel, step.outbound)
+            ref = await step.target.create(step.channel, step.outbound)
+            return ref, ref.updated_at
         assert step.external_id is not None
         assert step.tracking is not None
-        await step.target.update_tracking(
+        updated_at = await step.target.update_tracking(
             step.channel, step.external_id, step.tracking, notify_customer=step.notify_customer
         )
-        return None
+        return None, updated_at
 
-    async def _store(self, step: Step, ref: ChannelFulfillmentRef | None) -> None:
+    async def _store(
+        self, step: Step, ref: ChannelFulfillmentRef | None, updated_at: datetime | None
+    ) -> None:
         async with unit_of_work(self.sessionmaker) as session:
             # The order first, as the webhook handlers take it: they may be matching the same
             # fulfilment by its content right now.
@@ -209,6 +214,12 @@ class Writer:
                     pushed = fulfillment.synced_revision
             fulfillment.synced_revision = max(fulfillment.synced_revision, pushed)
             fulfillment.sync_error = None
+            if updated_at is not None and (
+                fulfillment.channel_updated_at is None
+                or updated_at > fulfillment.channel_updated_at
+            ):
+                # What the channel holds now: the webhooks of earlier states are older.
+                fulfillment.channel_updated_at = updated_at
             if fulfillment.synced_revision >= fulfillment.sync_revision:
                 fulfillment.sync_status = FulfillmentSyncStatus.SYNCED
             else:

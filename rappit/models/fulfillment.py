@@ -44,6 +44,9 @@ class Fulfillment(IdMixin, TenantMixin, TimestampMixin, Base):
     tracking_number: Mapped[str | None] = mapped_column(String(128), nullable=True)
     tracking_company: Mapped[str | None] = mapped_column(String(128), nullable=True)
     tracking_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    # The channel's own updated_at of the fulfilment: an older webhook (delivered late, out of
+    # order) changes nothing.
+    channel_updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     notify_customer: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     # Writing back to the channel: every change Rappit must send bumps ``sync_revision``; the

@@ -23,6 +23,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -92,7 +93,7 @@ query RappitOrderFulfillments($id: ID!) {{
     fulfillments(first: {FULFILLMENTS_PAGE}) {{
       id
       status
-      createdAt
+      updatedAt
       trackingInfo(first: 1) {{ number company url }}
       fulfillmentLineItems(first: {FULFILLMENT_LINES_PAGE}) {{
         pageInfo {{ hasNextPage endCursor }}
@@ -119,7 +120,7 @@ query RappitFulfillmentLines($id: ID!, $after: String) {{
 FULFILLMENT_CREATE = """
 mutation RappitFulfillmentCreate($fulfillment: FulfillmentInput!) {
   fulfillmentCreate(fulfillment: $fulfillment) {
-    fulfillment { id status trackingInfo(first: 1) { number company url } }
+    fulfillment { id status updatedAt trackingInfo(first: 1) { number company url } }
     userErrors { field message }
   }
 }
@@ -132,7 +133,7 @@ mutation RappitFulfillmentTracking(
   fulfillmentTrackingInfoUpdate(
     fulfillmentId: $id, trackingInfoInput: $tracking, notifyCustomer: $notify
   ) {
-    fulfillment { id }
+    fulfillment { id updatedAt }
     userErrors { field message }
   }
 }
@@ -158,6 +159,16 @@ class FulfillmentOrderLine:
     id: str
     line_item_id: str  # the order's line item id, as Rappit stores it
     remaining: int
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """An ISO 8601 time as Shopify writes it (REST with an offset, GraphQL with ``Z``);
+    None when absent or unreadable."""
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+    except ValueError:
+        return None
+    return parsed if parsed is not None and parsed.tzinfo is not None else None
 
 
 def _tracking_input(tracking: Tracking) -> dict[str, str]:
@@ -247,7 +258,11 @@ class ShopifyFulfillmentTarget:
         created = payload.get("fulfillment")
         if not created:
             raise FulfillmentRefused("Shopify answered fulfillmentCreate without a fulfilment")
-        return ChannelFulfillmentRef(legacy_id(created.get("id")), _tracking_of(created))
+        return ChannelFulfillmentRef(
+            legacy_id(created.get("id")),
+            _tracking_of(created),
+            updated_at=parse_timestamp(created.get("updatedAt")),
+        )
 
     async def update_tracking(
         self,
@@ -256,7 +271,7 @@ class ShopifyFulfillmentTarget:
         tracking: Tracking,
         *,
         notify_customer: bool,
-    ) -> None:
+    ) -> datetime | None:
         variables = {
             "id": gid("Fulfillment", external_fulfillment_id),
             "tracking": _tracking_input(tracking),
@@ -274,6 +289,7 @@ class ShopifyFulfillmentTarget:
             raise FulfillmentRefused(
                 f"Shopify refused the tracking update: {_messages(payload['userErrors'])}"
             )
+        return parse_timestamp((payload.get("fulfillment") or {}).get("updatedAt"))
 
     # --- reading --------------------------------------------------------------------------
 
@@ -339,7 +355,14 @@ class ShopifyFulfillmentTarget:
             for line in nodes:
                 quantities[legacy_id(line["lineItem"]["id"])] += int(line["quantity"])
             if quantities == wanted:
-                matches.append(ChannelFulfillmentRef(external_id, _tracking_of(node), adopted=True))
+                matches.append(
+                    ChannelFulfillmentRef(
+                        external_id,
+                        _tracking_of(node),
+                        adopted=True,
+                        updated_at=parse_timestamp(node.get("updatedAt")),
+                    )
+                )
         if not matches:
             return None
         same_number = [m for m in matches if m.tracking.number == fulfillment.tracking.number]

@@ -15,6 +15,7 @@ from rappit.fulfillments.service import (
     Tracking,
     apply_update,
 )
+from rappit.integrations.shopify.fulfillments import parse_timestamp
 from rappit.integrations.shopify.orders import ShopifyPayloadError, map_order
 from rappit.integrations.shopify.topics import ORDER_TOPICS
 from rappit.inventory.service import InventoryService
@@ -114,6 +115,7 @@ async def handle_fulfillment(
     )
     external_id = str(payload["id"])
     tracking = _tracking(payload)
+    updated_at = parse_timestamp(payload.get("updated_at"))
 
     existing = await session.scalar(
         select(Fulfillment).where(
@@ -124,7 +126,7 @@ async def handle_fulfillment(
     )
     if existing is not None:
         # Ours (created in Shopify by Rappit) or seen before: match it, never count it twice.
-        apply_update(existing, tracking=tracking, status=status)
+        apply_update(existing, tracking=tracking, status=status, channel_updated_at=updated_at)
         return TopicResult(note="matched a recorded fulfilment", resource_id=order_id)
     # One Rappit sent to Shopify whose id it has not stored yet (this webhook came first).
     sent_units = {
@@ -132,7 +134,7 @@ async def handle_fulfillment(
         for line in payload.get("line_items") or []
     }
     if await FulfillmentService(session, org).claim_in_flight(
-        order, external_id, sent_units, tracking, status
+        order, external_id, sent_units, tracking, status, updated_at
     ):
         return TopicResult(note="matched a fulfilment Rappit is creating", resource_id=order_id)
     if status in _NOT_SHIPPED:
