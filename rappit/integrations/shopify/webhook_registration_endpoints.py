@@ -24,13 +24,19 @@ from rappit.runtime import Runtime, RuntimeDep
 router = APIRouter(tags=["channels"])
 
 INTERACTIVE_CLIENT: dict[str, Any] = {"max_retries": 1, "max_limiter_wait_s": 30.0}
+SHOP_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    502: {
+        "description": "The shop could not be asked (unreachable, token refused); the detail "
+        "has Shopify's answer."
+    }
+}
 
 
 def _registrar(runtime: Runtime) -> WebhookRegistrar:
     return WebhookRegistrar.for_runtime(runtime, **INTERACTIVE_CLIENT)
 
 
-@router.post("/channels/{channel_id}/webhooks/register")
+@router.post("/channels/{channel_id}/webhooks/register", responses=SHOP_UNAVAILABLE)
 async def register_channel_webhooks(
     channel_id: uuid.UUID, auth: CurrentAuth, session: DbSession, runtime: RuntimeDep
 ) -> RegistrationReport:
@@ -42,7 +48,7 @@ async def register_channel_webhooks(
     return await _registrar(runtime).register(channel)
 
 
-@router.get("/channels/{channel_id}/webhooks/health")
+@router.get("/channels/{channel_id}/webhooks/health", responses=SHOP_UNAVAILABLE)
 async def channel_webhook_health(
     channel_id: uuid.UUID, auth: CurrentAuth, session: DbSession, runtime: RuntimeDep
 ) -> WebhookHealth:
