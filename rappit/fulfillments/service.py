@@ -1,7 +1,11 @@
 """Recording fulfilments and consuming the stock they ship.
 
-A fulfilment with a channel id is unique per order: the channel's own webhook for a fulfilment
-that is already recorded matches the row and consumes nothing a second time.
+Two ways in. The channel reports one (its webhook): ``record`` with the channel's id, which is
+unique per order, so a repeat matches the row and consumes nothing a second time. Or a person
+fulfils in Rappit (``create_for_order``, the API): recorded and consumed at once, then written
+to the channel by the ``fulfillments.writeback`` job (``writeback.py``); the channel's webhook
+for it is matched by the id the job stored, or, when it comes first, by its lines
+(``claim_in_flight``). Either way the stock is consumed exactly once, when the row is written.
 """
 
 from __future__ import annotations

@@ -17,12 +17,15 @@ from sqlalchemy import select
 from rappit.fulfillments.service import Tracking
 from rappit.fulfillments.target import (
     ChannelFulfillmentRef,
+    FulfillmentRefused,
     FulfillmentTarget,
     FulfillmentTargets,
     OutboundFulfillment,
+    OutboundLine,
 )
 from rappit.fulfillments.tasks import WRITEBACK_JOB
 from rappit.fulfillments.writeback import writeback_handler
+from rappit.integrations.shopify.fulfillments import FulfillmentOrderLine, plan_lines
 from rappit.integrations.shopify.orders import map_order
 from rappit.kit.crypto import SecretBox
 from rappit.kit.db import unit_of_work
@@ -578,3 +581,45 @@ async def test_an_order_cancelled_in_shopify_fails_the_write_with_the_reason_sho
         {"A": (8, 1), "B": (10, 2)},
         {"A": 2, "B": 0},
     )
+
+
+def _outbound(*lines: tuple[str, int]) -> OutboundFulfillment:
+    return OutboundFulfillment(
+        external_order_id="1",
+        lines=tuple(OutboundLine(item, units) for item, units in lines),
+        tracking=Tracking(),
+        notify_customer=False,
+    )
+
+
+def test_a_line_split_over_two_fulfilment_orders_takes_from_both_in_order() -> None:
+    open_lines = [
+        FulfillmentOrderLine("gid://shopify/FulfillmentOrder/1", "fol-1", "11", remaining=1),
+        FulfillmentOrderLine("gid://shopify/FulfillmentOrder/2", "fol-2", "11", remaining=4),
+        FulfillmentOrderLine("gid://shopify/FulfillmentOrder/2", "fol-3", "12", remaining=1),
+    ]
+
+    groups = plan_lines(_outbound(("11", 3), ("12", 1)), open_lines)
+
+    assert groups == [
+        {
+            "fulfillmentOrderId": "gid://shopify/FulfillmentOrder/1",
+            "fulfillmentOrderLineItems": [{"id": "fol-1", "quantity": 1}],
+        },
+        {
+            "fulfillmentOrderId": "gid://shopify/FulfillmentOrder/2",
+            "fulfillmentOrderLineItems": [
+                {"id": "fol-2", "quantity": 2},
+                {"id": "fol-3", "quantity": 1},
+            ],
+        },
+    ]
+
+
+def test_more_units_than_shopify_has_open_is_a_refusal() -> None:
+    open_lines = [FulfillmentOrderLine("gid://shopify/FulfillmentOrder/1", "fol-1", "11", 2)]
+
+    with pytest.raises(FulfillmentRefused, match="has 2 unit\\(s\\) of line item 11 left"):
+        plan_lines(_outbound(("11", 3)), open_lines)
+    with pytest.raises(FulfillmentRefused, match="has 0 unit\\(s\\) of line item 12 left"):
+        plan_lines(_outbound(("12", 1)), open_lines)
