@@ -33,6 +33,7 @@ _DESCRIPTIONS = {
     404: "No such resource in this organisation.",
     409: "The request conflicts with the current state (a duplicate, a state that forbids it).",
     422: "The input is invalid; `fields` says where.",
+    502: "The channel's API refused the call or could not be reached.",
     503: "A service Rappit depends on (the queue) cannot be reached right now.",
 }
 
