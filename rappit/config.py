@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     reconcile_interval_s: int = Field(default=3600, ge=0)
     # How far back a reconciliation re-reads orders (by the channel's updated_at).
     reconcile_window_hours: int = Field(default=DEFAULT_RECONCILE_WINDOW_HOURS, ge=1, le=24 * 60)
+    # Inventory push: stock changes within this many milliseconds share one push job per
+    # channel, which runs when the window ends.
+    inventory_push_debounce_ms: int = Field(default=1000, ge=1)
+    # Levels per inventorySetQuantities call (Shopify takes at most 250).
+    inventory_push_batch_size: int = Field(default=250, ge=1, le=250)
+    # A push job's claim on its marks lapses after this long without progress (its worker
+    # died); another job then takes them.
+    inventory_push_claim_timeout_s: int = Field(default=120, ge=5)
 
     @field_validator("webhook_base_url")
     @classmethod

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rappit.channels.shop_routes import ShopRoutes
 from rappit.config import Settings
+from rappit.inventory.push_marks import DEBOUNCE_KEY
 from rappit.kit.crypto import SecretBox
 from rappit.kit.db import create_engine, create_sessionmaker
 from rappit.queues.client import QueueClient
@@ -86,7 +87,10 @@ def build_runtime(settings: Settings, *, with_queue: bool = True) -> Runtime:
     return Runtime(
         settings=settings,
         engine=engine,
-        sessionmaker=create_sessionmaker(engine, info={SESSION_QUEUE_KEY: queue}),
+        sessionmaker=create_sessionmaker(
+            engine,
+            info={SESSION_QUEUE_KEY: queue, DEBOUNCE_KEY: settings.inventory_push_debounce_ms},
+        ),
         secret_box=SecretBox(settings.resolved_secret_key()),
         queue=queue,
         embedded_redis=embedded,

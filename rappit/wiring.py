@@ -14,9 +14,12 @@ from rappit.fulfillments import tasks as fulfillment_tasks
 from rappit.fulfillments.target import FulfillmentTargets
 from rappit.fulfillments.writeback import writeback_handler
 from rappit.integrations.shopify import fulfillments as shopify_fulfillments
+from rappit.integrations.shopify import inventory_push as shopify_inventory_push
 from rappit.integrations.shopify import sync as shopify_sync
 from rappit.integrations.shopify import webhook_registration as shopify_webhook_registration
 from rappit.integrations.shopify import webhook_topics as shopify_webhook_topics
+from rappit.inventory import tasks as inventory_tasks
+from rappit.inventory.push import InventoryTargets, push_handler
 from rappit.queues import scheduler
 from rappit.queues.names import WORK_QUEUES, QueueName
 from rappit.queues.scheduler import PeriodicJob
@@ -88,6 +91,28 @@ def handler_registry(runtime: Runtime) -> HandlerRegistry:
         ),
     )
     registry.register(
+        QueueName.CHANNEL_SYNC,
+        inventory_tasks.PUSH_JOB,
+        push_handler(
+            runtime.sessionmaker,
+            inventory_targets(runtime),
+            claim_timeout_s=settings.inventory_push_claim_timeout_s,
+        ),
+    )
+    registry.register(
+        QueueName.CHANNEL_SYNC,
+        inventory_tasks.SWEEP_JOB,
+        sweep_handler(
+            runtime.sessionmaker,
+            runtime.queue,
+            inventory_tasks.pending_push_jobs_source(
+                debounce_ms=settings.inventory_push_debounce_ms,
+                claim_timeout_s=settings.inventory_push_claim_timeout_s,
+            ),
+            older_than_s=settings.sweep_after_s,
+        ),
+    )
+    registry.register(
         QueueName.WEBHOOK_PROCESSING,
         webhook_tasks.SWEEP_JOB,
         sweep_handler(
@@ -124,6 +149,19 @@ def fulfillment_targets(runtime: Runtime) -> FulfillmentTargets:
     return targets
 
 
+def inventory_targets(runtime: Runtime) -> InventoryTargets:
+    assert runtime.queue is not None, "pushes share the shop's rate limits through Redis"
+    targets = InventoryTargets()
+    shopify_inventory_push.register(
+        targets,
+        runtime.secret_box,
+        runtime.queue.redis,
+        runtime.settings.queue_prefix,
+        batch_size=runtime.settings.inventory_push_batch_size,
+    )
+    return targets
+
+
 def periodic_jobs(settings: Settings) -> list[PeriodicJob]:
     jobs = [
         PeriodicJob(
@@ -142,6 +180,12 @@ def periodic_jobs(settings: Settings) -> list[PeriodicJob]:
             "fulfillments-sweep",
             QueueName.CHANNEL_SYNC,
             fulfillment_tasks.SWEEP_JOB,
+            settings.sweep_interval_s * 1000,
+        ),
+        PeriodicJob(
+            "inventory-push-sweep",
+            QueueName.CHANNEL_SYNC,
+            inventory_tasks.SWEEP_JOB,
             settings.sweep_interval_s * 1000,
         ),
     ]

@@ -10,6 +10,7 @@ from sqlalchemy import Integer, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
+from rappit.inventory.push_marks import mark_levels
 from rappit.kit.ids import uuid7
 from rappit.kit.sql import insert_ignore
 from rappit.kit.types import utcnow
@@ -100,7 +101,13 @@ class InventoryRepository:
             "now": utcnow(),
         }
         row = (await self.session.execute(_CHANGE_LEVEL, parameters)).one_or_none()
-        return None if row is None else (row[0], row[1])
+        if row is None:
+            return None
+        if on_hand_delta != reserved_delta:
+            # Available moved (a consumption lowers both and leaves it): the channels that show
+            # this level must hear of it, in this same transaction.
+            await mark_levels(self.session, self.organization_id, [level_id])
+        return row[0], row[1]
 
     def add_movement(
         self,

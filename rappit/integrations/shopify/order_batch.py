@@ -31,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
+from rappit.inventory.push_marks import mark_levels
 from rappit.inventory.repository import InventoryRepository
 from rappit.inventory.service import plan_allocation
 from rappit.kit.db import dialect_of
@@ -451,6 +452,7 @@ async def _add_reserved(
     for level_id in amounts:
         if changed.get(level_id) != levels[level_id].reserved:
             raise AllocationRefused(f"stock level {level_id} changed under its lock")
+    await mark_levels(session, org, sorted(amounts))
 
 
 def _final_status(

@@ -16,6 +16,7 @@ from rappit.fulfillments.service import (
     apply_update,
 )
 from rappit.integrations.shopify.fulfillments import parse_timestamp
+from rappit.integrations.shopify.inventory_push import is_push_echo, remember_channel_level
 from rappit.integrations.shopify.orders import ShopifyPayloadError, map_order
 from rappit.integrations.shopify.topics import ORDER_TOPICS
 from rappit.inventory.service import InventoryService
@@ -186,7 +187,21 @@ async def handle_inventory_level(
     )
     if location is None:
         return _skipped(f"location {location_id} is not mapped to a warehouse")
+    available = payload.get("available")
+    if available is not None and await is_push_echo(
+        session, channel, str(item_id), str(location_id), available
+    ):
+        return _skipped(f"echo of Rappit's push: available {available} is the figure it pushed")
     if location.stock_master != StockMaster.CHANNEL:
+        if available is not None:
+            await remember_channel_level(
+                session,
+                channel,
+                str(item_id),
+                str(location_id),
+                available,
+                payload.get("updated_at"),
+            )
         return TopicResult(note="recorded: Rappit is the stock master for this location")
     listing = await session.scalar(
         select(ChannelListing).where(
@@ -197,7 +212,6 @@ async def handle_inventory_level(
     )
     if listing is None:
         return _skipped(f"inventory item {item_id} is not linked to a SKU")
-    available = payload.get("available")
     if available is None:
         return TopicResult(note="recorded: no available quantity in the update")
     inventory = InventoryService(session, org)
