@@ -409,11 +409,12 @@ def apply_update(
     """A later change to a recorded fulfilment (new tracking, a status change). Stock was
     consumed when it was recorded; a cancellation is kept as a status, and the units are not
     put back on hand automatically (whether they came back is for a person to count).
-    A change the channel made no later than what is stored is old news (a webhook delivered
-    late or out of order, or the echo of Rappit's own write) and changes nothing."""
+    A state older than what is stored is old news (a webhook delivered late or out of order,
+    e.g. the creation's echo after Rappit already changed the tracking) and changes nothing;
+    the same time is applied (REST times have whole seconds: two changes can share one)."""
     if channel_updated_at is not None:
         known = fulfillment.channel_updated_at
-        if known is not None and channel_updated_at <= known:
+        if known is not None and channel_updated_at < known:
             return
         fulfillment.channel_updated_at = channel_updated_at
     if fulfillment.sync_status == FulfillmentSyncStatus.PENDING:
