@@ -47,7 +47,7 @@ from rappit.queues.worker import JobContext, PermanentJobError
 from rappit.runtime import Runtime
 from rappit.sandbox.shopify.server import SandboxServer
 from rappit.sandbox.shopify.state import SandboxState
-from rappit.wiring import fulfillment_targets
+from rappit.wiring import Background, fulfillment_targets
 from tests.conftest import Tenant, TestDatabase
 from tests.integrations.shopify.test_webhook_processing import process_pending
 from tests.support.factories import (
@@ -57,6 +57,7 @@ from tests.support.factories import (
     make_warehouse,
 )
 from tests.support.factories import stock as add_stock
+from tests.support.waiting import wait_until
 
 API = "/admin/api/2026-10"
 # Deliveries fail here at once and stay recorded with their signed body, for the test to post.
@@ -364,6 +365,28 @@ async def test_a_fulfilment_with_tracking_reaches_shopify_through_its_fulfilment
     assert store.operations() == {"order": 1, "fulfillmentCreate": 1}
     recent = store.control("GET", "requests")["recent"]
     assert not [r for r in recent if r["method"] == "POST" and "fulfillments.json" in r["path"]]
+
+
+async def test_a_worker_writes_the_fulfilment_back_after_the_request(
+    queue_runtime: Runtime, api_for_shop: httpx.AsyncClient, store: Store
+) -> None:
+    background = Background(queue_runtime, queues=[QueueName.CHANNEL_SYNC], run_scheduler=False)
+    background.start()
+    try:
+        made = await fulfil(api_for_shop, store, {"B": 2}, tracking=TRACKING)
+
+        async def synced() -> bool:
+            response = await api_for_shop.get(f"/api/v1/fulfillments/{made['id']}")
+            return bool(response.json()["sync_status"] == "synced")
+
+        await wait_until(synced, timeout=30, message="the write-back job by a worker")
+    finally:
+        assert await background.stop() is True
+    [shop_fulfillment] = store.shop_fulfillments()
+    assert (store.units(shop_fulfillment), shop_fulfillment["tracking_number"]) == (
+        {"B": 2},
+        TRACKING["number"],
+    )
 
 
 async def test_two_partial_fulfilments_close_the_fulfilment_order_only_when_complete(
