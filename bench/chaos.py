@@ -45,22 +45,22 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-import asyncpg
 import benchkit
 from rich.console import Console
 from services import (
     ROOT,
     Service,
+    add_postgres_argument,
     free_port,
     rappit_command,
-    require_loopback,
+    rappit_env,
     rss_bytes,
+    scratch_database,
     start_service,
     stop_services,
     wait_for_http,
     wait_for_text,
 )
-from sqlalchemy.engine import make_url
 
 from rappit import __version__
 from rappit.kit.db import create_engine
@@ -121,14 +121,7 @@ async def run(arguments: argparse.Namespace, dsn: str, url: str, work: Path) -> 
     logs.mkdir()
     port = free_port()
     env = {
-        **os.environ,
-        "PYTHONUNBUFFERED": "1",
-        "RAPPIT_ENV": "production",
-        "RAPPIT_DATABASE_URL": dsn,
-        "RAPPIT_REDIS_URL": redis_server.url,
-        "RAPPIT_SECRET_KEY": secret_key,
-        "RAPPIT_DATA_DIR": str(work / "data"),
-        "RAPPIT_LOG_LEVEL": "INFO",
+        **rappit_env(dsn, redis_server.url, secret_key, work / "data"),
         # Recovery within the run rather than after production's minute.
         "RAPPIT_SWEEP_INTERVAL_S": "5",
         "RAPPIT_SWEEP_AFTER_S": "15",
@@ -271,26 +264,10 @@ def render_markdown(arguments: argparse.Namespace, outcome: Outcome) -> str:
 
 
 async def main(arguments: argparse.Namespace) -> None:
-    require_loopback(arguments.postgres_url, "--postgres-url")
-    admin_dsn = arguments.postgres_url.replace("postgresql+asyncpg://", "postgresql://", 1)
     name = f"rappit_bench_chaos_{os.getpid()}"
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base = make_url(admin_dsn).set(database=name)
-    dsn = base.render_as_string(hide_password=False)
-    url = base.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
-    try:
+    async with scratch_database(arguments.postgres_url, name) as (dsn, url):
         with tempfile.TemporaryDirectory(prefix="rappit-bench-chaos-") as directory:
             outcome = await run(arguments, dsn, url, Path(directory))
-    finally:
-        admin = await asyncpg.connect(admin_dsn)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
     for label, value in outcome.verdict.counts.items():
         console.print(f"  {label}: {value:,}")
     for role, value in sorted(outcome.memory.peak.items()):
@@ -307,11 +284,7 @@ async def main(arguments: argparse.Namespace) -> None:
 
 def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--postgres-url",
-        default="postgresql://postgres@127.0.0.1:5432/postgres",
-        help="a server and a database to connect to while creating the scratch database",
-    )
+    add_postgres_argument(parser)
     parser.add_argument("--orders", type=int, default=2000)
     parser.add_argument("--versions", type=int, default=5, help="deliveries per order")
     parser.add_argument("--skus", type=int, default=1000)

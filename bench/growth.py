@@ -39,15 +39,20 @@ import asyncpg
 import benchkit
 import ingest
 from rich.console import Console
-from services import ROOT, require_loopback, stop_services
-from sqlalchemy.engine import make_url
+from services import (
+    ROOT,
+    add_postgres_argument,
+    rappit_env,
+    require_loopback,
+    scratch_database,
+    stop_services,
+)
 
 from rappit import __version__
 from rappit.kit.ids import uuid7
 from rappit.kit.migrations import upgrade
 from tests.support.webhook_fixture import build_fixture, order_payload
 
-SHOP = "bench-growth.myshopify.com"
 P99_TOLERANCE = 0.2
 COPY_CHUNK = 50_000
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -201,26 +206,29 @@ async def main(arguments: argparse.Namespace) -> None:
         raise SystemExit("wrk is not installed (apt-get install -y wrk)")
     require_loopback(arguments.postgres_url, "--postgres-url")
     require_loopback(arguments.redis_url, "--redis-url")
-    admin_dsn = arguments.postgres_url.replace("postgresql+asyncpg://", "postgresql://", 1)
     name = f"rappit_bench_growth_{os.getpid()}"
     run_prefix = f"rappit-bench-growth-{os.getpid()}"
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base = make_url(admin_dsn).set(database=name)
-    dsn = base.render_as_string(hide_password=False)
-    url = base.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    async with scratch_database(arguments.postgres_url, name) as (dsn, url):
+        empty, full = await measure(arguments, dsn, url, run_prefix)
+    section = render_markdown(arguments, empty, full, arguments.rows)
+    console.print(section)
+    benchkit.write_section(section, DOCS, START_MARK, END_MARK)
+    console.print(f"Written to {DOCS}")
+
+
+async def measure(
+    arguments: argparse.Namespace, dsn: str, url: str, run_prefix: str
+) -> tuple[ingest.Load, ingest.Load]:
     secret_key = secrets.token_urlsafe(48)
     webhook_secret = "shpss_" + secrets.token_hex(16)
     context: ingest.Context | None = None
     try:
         with tempfile.TemporaryDirectory(prefix="rappit-bench-growth-") as directory:
             work = Path(directory)
-            console.print(f"Scratch database {name}: migrating and writing the fixture …")
+            console.print("Scratch database: migrating and writing the fixture …")
             await asyncio.to_thread(upgrade, url)
-            fixture = await build_fixture(url, secret_key, webhook_secret, 200, SHOP)
+            # The shop wrk's script signs for (bench/ingest.py's).
+            fixture = await build_fixture(url, secret_key, webhook_secret, 200, ingest.SHOP)
             rng = random.Random(7)
             data = work / "ingest.tsv"
             ingest.write_deliveries(
@@ -236,16 +244,7 @@ async def main(arguments: argparse.Namespace) -> None:
             script.write_text(ingest.LUA_SCRIPT)
             logs = work / "logs"
             logs.mkdir()
-            env = {
-                **os.environ,
-                "PYTHONUNBUFFERED": "1",
-                "RAPPIT_ENV": "production",
-                "RAPPIT_DATABASE_URL": dsn,
-                "RAPPIT_REDIS_URL": arguments.redis_url,
-                "RAPPIT_SECRET_KEY": secret_key,
-                "RAPPIT_DATA_DIR": str(work / "data"),
-                "RAPPIT_LOG_LEVEL": "INFO",
-            }
+            env = rappit_env(dsn, arguments.redis_url, secret_key, work / "data")
             context = ingest.Context(arguments, dsn, env, logs, run_prefix, script, 0)
 
             console.print(f"Ingest, empty table: {arguments.seconds:g} s …")
@@ -258,30 +257,19 @@ async def main(arguments: argparse.Namespace) -> None:
             console.print(f"  done in {seconds:.0f} s (with VACUUM ANALYZE)")
 
             console.print(f"Ingest, {arguments.rows:,} rows: {arguments.seconds:g} s …")
-            _, full = await ingest.ingest_side(context, "rappit", data)
+            # Webhook ids of their own: the first run's are in the table.
+            _, full = await ingest.ingest_side(context, "rappit", data, tag="full")
             console.print(f"  {full.per_second:,.0f} requests/s, p99 {full.p99_ms:.1f} ms")
     finally:
         if context is not None and context.services:
             await asyncio.to_thread(stop_services, list(context.services))
         benchkit.delete_keys(arguments.redis_url, f"{run_prefix}-*")
-        admin = await asyncpg.connect(admin_dsn)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-    section = render_markdown(arguments, empty, full, arguments.rows)
-    console.print(section)
-    benchkit.write_section(section, DOCS, START_MARK, END_MARK)
-    console.print(f"Written to {DOCS}")
+    return empty, full
 
 
 def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--postgres-url",
-        default="postgresql://postgres@127.0.0.1:5432/postgres",
-        help="a server and a database to connect to while creating the scratch database",
-    )
+    add_postgres_argument(parser)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=15.0)

@@ -589,7 +589,9 @@ async def queue_counts(url: str, prefix: str) -> dict[str, int]:
         await queue.close()
 
 
-async def ingest_side(context: Context, side: str, data: Path) -> tuple[Load, Load]:
+async def ingest_side(
+    context: Context, side: str, data: Path, tag: str | None = None
+) -> tuple[Load, Load]:
     """Warm-up and measured load against one side; Rappit's results are checked against the
     database and the queue."""
     arguments = context.arguments
@@ -601,7 +603,7 @@ async def ingest_side(context: Context, side: str, data: Path) -> tuple[Load, Lo
         server, port = await start_bare_api(context, "ingest-bare-api")
     try:
         warmup = await run_wrk(
-            arguments, port, context.script, data, "seconds", WARMUP_S, f"{side}-warmup"
+            arguments, port, context.script, data, "seconds", WARMUP_S, f"{tag or side}-warmup"
         )
         check_clean(warmup, f"{side} ingest warm-up")
         meter = CpuMeter({"server": [server.pid]})
@@ -611,7 +613,7 @@ async def ingest_side(context: Context, side: str, data: Path) -> tuple[Load, Lo
             sessions_before = int(await sessions.fetchval(query))
             load = await run_wrk(
                 arguments, port, context.script, data, "seconds", arguments.seconds,
-                f"{side}-run", meter,
+                f"{tag or side}-run", meter,
             )  # fmt: skip
             sessions_during = int(await sessions.fetchval(query)) - sessions_before
         finally:

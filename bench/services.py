@@ -3,16 +3,21 @@ scheduler, baselines, a private redis-server), and the loopback-only rule for it
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import ipaddress
+import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
@@ -138,3 +143,51 @@ def require_loopback(url: str, what: str) -> None:
     except ValueError:
         pass
     raise SystemExit(f"{what} must be on this machine (a loopback address), not {host}")
+
+
+@asynccontextmanager
+async def scratch_database(postgres_url: str, name: str) -> AsyncIterator[tuple[str, str]]:
+    """A database of its own for one run on the server of ``postgres_url`` (loopback only),
+    dropped afterwards whatever happens; yields its asyncpg DSN and its SQLAlchemy URL."""
+    require_loopback(postgres_url, "--postgres-url")
+    admin_dsn = postgres_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base = make_url(admin_dsn).set(database=name)
+    try:
+        yield (
+            base.render_as_string(hide_password=False),
+            base.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False),
+        )
+    finally:
+        admin = await asyncpg.connect(admin_dsn)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+def add_postgres_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--postgres-url",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="a server and a database to connect to while creating the scratch database",
+    )
+
+
+def rappit_env(dsn: str, redis_url: str, secret_key: str, data_dir: Path) -> dict[str, str]:
+    """The environment of Rappit's processes in a run: production mode, this run's database
+    and Redis, INFO logs."""
+    return {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "RAPPIT_ENV": "production",
+        "RAPPIT_DATABASE_URL": dsn,
+        "RAPPIT_REDIS_URL": redis_url,
+        "RAPPIT_SECRET_KEY": secret_key,
+        "RAPPIT_DATA_DIR": str(data_dir),
+        "RAPPIT_LOG_LEVEL": "INFO",
+    }
