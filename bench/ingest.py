@@ -86,6 +86,7 @@ from services import (
     pids_named,
     rappit_command,
     require_loopback,
+    scratch_database,
     start_service,
     stop_services,
     wait_for_http,
@@ -572,6 +573,14 @@ async def stop(context: Context, services: list[Service]) -> None:
         context.services.remove(service)
 
 
+async def fetch_text(dsn: str, query: str) -> str:
+    connection = await asyncpg.connect(dsn)
+    try:
+        return str(await connection.fetchval(query))
+    finally:
+        await connection.close()
+
+
 async def count(dsn: str, query: str, *args: Any) -> int:
     connection = await asyncpg.connect(dsn)
     try:
@@ -997,123 +1006,111 @@ async def main(arguments: argparse.Namespace) -> None:
     require_loopback(arguments.postgres_url, "--postgres-url")
     require_loopback(arguments.redis_url, "--redis-url")
     load_before = os.getloadavg()  # other work on the machine skews the numbers: say so
-    admin_dsn = arguments.postgres_url.replace("postgresql+asyncpg://", "postgresql://", 1)
     name = f"rappit_bench_ingest_{os.getpid()}"
     run_prefix = f"rappit-bench-ingest-{os.getpid()}"
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        server_version = await admin.fetchval("SHOW server_version")
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base = make_url(admin_dsn).set(database=name)
-    dsn = base.render_as_string(hide_password=False)
-    url = base.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
-    secret_key = secrets.token_urlsafe(48)
-    webhook_secret = "shpss_" + secrets.token_hex(16)
-    context: Context | None = None
-    try:
-        with tempfile.TemporaryDirectory(prefix="rappit-bench-ingest-") as directory:
-            work = Path(directory)
-            console.print(f"Scratch database {name}: migrating and writing the fixture …")
-            await asyncio.to_thread(upgrade, url)
-            fixture = await build_fixture(url, secret_key, webhook_secret, arguments.skus, SHOP)
-            rng = random.Random(7)
-            ingest_data = work / "ingest.tsv"
-            write_deliveries(
-                ingest_data,
-                [
-                    order_payload(INGEST_ORDER_BASE + i, 1000 + i, fixture, rng)
-                    for i in range(INGEST_BODIES)
-                ],
-                webhook_secret,
-                "unused",
-            )
-            body_bytes = ingest_data.stat().st_size / INGEST_BODIES
-            warmup_data = work / "e2e-warmup.tsv"
-            units = write_deliveries(
-                warmup_data,
-                [
-                    order_payload(E2E_ORDER_BASE + i, 100_000 + i, fixture, rng)
-                    for i in range(WARMUP_ORDERS)
-                ],
-                webhook_secret,
-                f"{run_prefix}-e2e-warmup",
-            )
-            e2e_data = work / "e2e.tsv"
-            units += write_deliveries(
-                e2e_data,
-                [
-                    order_payload(E2E_ORDER_BASE + WARMUP_ORDERS + i, 200_000 + i, fixture, rng)
-                    for i in range(arguments.orders)
-                ],
-                webhook_secret,
-                f"{run_prefix}-e2e",
-            )
-            script = work / "deliveries.lua"
-            script.write_text(LUA_SCRIPT)
-            logs = work / "logs"
-            logs.mkdir()
-            env = {
-                **os.environ,
-                "PYTHONUNBUFFERED": "1",
-                "RAPPIT_ENV": "production",
-                "RAPPIT_DATABASE_URL": dsn,
-                "RAPPIT_REDIS_URL": arguments.redis_url,
-                "RAPPIT_SECRET_KEY": secret_key,
-                "RAPPIT_DATA_DIR": str(work / "data"),
-                "RAPPIT_LOG_LEVEL": "INFO",
-            }
-            context = Context(arguments, dsn, env, logs, run_prefix, script, units)
-
-            results: dict[str, Load] = {}
-            for side in ("rappit", "bare") if arguments.only != "e2e" else ():
-                console.print(
-                    f"Ingest, {side}: warm-up {WARMUP_S:g} s, then {arguments.seconds:g} s …"
-                )
-                _, load = await ingest_side(context, side, ingest_data)
-                results[side] = load
-                console.print(
-                    f"  {load.per_second:,.0f} requests/s, p50 {load.p50_ms:.1f} ms, "
-                    f"p99 {load.p99_ms:.1f} ms, CPU: server {load.cpu.get('server', 0):.0%}, "
-                    f"PostgreSQL {load.cpu.get('PostgreSQL', 0):.0%}, "
-                    f"Redis {load.cpu.get('Redis', 0):.0%}"
-                    + (
-                        f", {load.pg_sessions:,} PostgreSQL connections closed"
-                        if load.pg_sessions is not None
-                        else ""
-                    )
-                )
-            deleted = benchkit.delete_keys(arguments.redis_url, f"{run_prefix}-ingest:*")
-            console.print(f"  deleted the ingest jobs ({deleted:,} Redis keys)")
-
-            flows: dict[str, Flow] = {}
-            if arguments.only != "ingest":
-                console.print(f"End to end, Rappit: {arguments.orders:,} orders …")
-                flow = await e2e_rappit(context, warmup_data, e2e_data, arguments.orders)
-                flows["rappit"] = flow
-                console.print(
-                    f"  {flow.per_second:,.0f} orders/s ({flow.note}); CPU ms per order: "
-                    + ", ".join(f"{k} {v:.1f}" for k, v in flow.cpu_ms_per_item.items())
-                )
-                console.print(f"End to end, bare BullMQ: {arguments.orders:,} no-op jobs …")
-                flow = await e2e_bare(context, arguments.orders)
-                flows["bare"] = flow
-                console.print(f"  {flow.per_second:,.0f} jobs/s")
-            if arguments.keep_logs:
-                kept = Path(tempfile.mkdtemp(prefix="rappit-bench-ingest-logs-"))
-                shutil.copytree(logs, kept, dirs_exist_ok=True)
-                console.print(f"Logs kept in {kept}")
-    finally:
-        if context is not None and context.services:
-            await asyncio.to_thread(stop_services, list(context.services))
-        deleted = benchkit.delete_keys(arguments.redis_url, f"{run_prefix}-*")
-        admin = await asyncpg.connect(admin_dsn)
+    async with scratch_database(arguments.postgres_url, name) as (dsn, url):
+        server_version = await fetch_text(dsn, "SHOW server_version")
+        secret_key = secrets.token_urlsafe(48)
+        webhook_secret = "shpss_" + secrets.token_hex(16)
+        context: Context | None = None
         try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            with tempfile.TemporaryDirectory(prefix="rappit-bench-ingest-") as directory:
+                work = Path(directory)
+                console.print(f"Scratch database {name}: migrating and writing the fixture …")
+                await asyncio.to_thread(upgrade, url)
+                fixture = await build_fixture(url, secret_key, webhook_secret, arguments.skus, SHOP)
+                rng = random.Random(7)
+                ingest_data = work / "ingest.tsv"
+                write_deliveries(
+                    ingest_data,
+                    [
+                        order_payload(INGEST_ORDER_BASE + i, 1000 + i, fixture, rng)
+                        for i in range(INGEST_BODIES)
+                    ],
+                    webhook_secret,
+                    "unused",
+                )
+                body_bytes = ingest_data.stat().st_size / INGEST_BODIES
+                warmup_data = work / "e2e-warmup.tsv"
+                units = write_deliveries(
+                    warmup_data,
+                    [
+                        order_payload(E2E_ORDER_BASE + i, 100_000 + i, fixture, rng)
+                        for i in range(WARMUP_ORDERS)
+                    ],
+                    webhook_secret,
+                    f"{run_prefix}-e2e-warmup",
+                )
+                e2e_data = work / "e2e.tsv"
+                units += write_deliveries(
+                    e2e_data,
+                    [
+                        order_payload(E2E_ORDER_BASE + WARMUP_ORDERS + i, 200_000 + i, fixture, rng)
+                        for i in range(arguments.orders)
+                    ],
+                    webhook_secret,
+                    f"{run_prefix}-e2e",
+                )
+                script = work / "deliveries.lua"
+                script.write_text(LUA_SCRIPT)
+                logs = work / "logs"
+                logs.mkdir()
+                env = {
+                    **os.environ,
+                    "PYTHONUNBUFFERED": "1",
+                    "RAPPIT_ENV": "production",
+                    "RAPPIT_DATABASE_URL": dsn,
+                    "RAPPIT_REDIS_URL": arguments.redis_url,
+                    "RAPPIT_SECRET_KEY": secret_key,
+                    "RAPPIT_DATA_DIR": str(work / "data"),
+                    "RAPPIT_LOG_LEVEL": "INFO",
+                }
+                context = Context(arguments, dsn, env, logs, run_prefix, script, units)
+
+                results: dict[str, Load] = {}
+                for side in ("rappit", "bare") if arguments.only != "e2e" else ():
+                    console.print(
+                        f"Ingest, {side}: warm-up {WARMUP_S:g} s, then {arguments.seconds:g} s …"
+                    )
+                    _, load = await ingest_side(context, side, ingest_data)
+                    results[side] = load
+                    console.print(
+                        f"  {load.per_second:,.0f} requests/s, p50 {load.p50_ms:.1f} ms, "
+                        f"p99 {load.p99_ms:.1f} ms, CPU: server {load.cpu.get('server', 0):.0%}, "
+                        f"PostgreSQL {load.cpu.get('PostgreSQL', 0):.0%}, "
+                        f"Redis {load.cpu.get('Redis', 0):.0%}"
+                        + (
+                            f", {load.pg_sessions:,} PostgreSQL connections closed"
+                            if load.pg_sessions is not None
+                            else ""
+                        )
+                    )
+                deleted = benchkit.delete_keys(arguments.redis_url, f"{run_prefix}-ingest:*")
+                console.print(f"  deleted the ingest jobs ({deleted:,} Redis keys)")
+
+                flows: dict[str, Flow] = {}
+                if arguments.only != "ingest":
+                    console.print(f"End to end, Rappit: {arguments.orders:,} orders …")
+                    flow = await e2e_rappit(context, warmup_data, e2e_data, arguments.orders)
+                    flows["rappit"] = flow
+                    console.print(
+                        f"  {flow.per_second:,.0f} orders/s ({flow.note}); CPU ms per order: "
+                        + ", ".join(f"{k} {v:.1f}" for k, v in flow.cpu_ms_per_item.items())
+                    )
+                    console.print(f"End to end, bare BullMQ: {arguments.orders:,} no-op jobs …")
+                    flow = await e2e_bare(context, arguments.orders)
+                    flows["bare"] = flow
+                    console.print(f"  {flow.per_second:,.0f} jobs/s")
+                if arguments.keep_logs:
+                    kept = Path(tempfile.mkdtemp(prefix="rappit-bench-ingest-logs-"))
+                    shutil.copytree(logs, kept, dirs_exist_ok=True)
+                    console.print(f"Logs kept in {kept}")
         finally:
-            await admin.close()
-        console.print(f"Dropped {name}; deleted {deleted:,} Redis key(s) under {run_prefix}-*")
+            if context is not None and context.services:
+                await asyncio.to_thread(stop_services, list(context.services))
+            deleted = benchkit.delete_keys(arguments.redis_url, f"{run_prefix}-*")
+            console.print(f"Deleted {deleted:,} Redis key(s) under {run_prefix}-*")
+    console.print(f"Dropped {name}")
 
     if arguments.only:
         console.print(f"Only {arguments.only} was measured: docs/benchmarks.md is left as it is.")
