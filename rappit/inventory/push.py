@@ -12,7 +12,8 @@ One ``inventory.push`` job per channel (``tasks``) goes round until no mark is l
 4. push the rest through the channel's ``InventoryTarget``, recording after each batch what the
    channel now shows (a crash after a batch does not push it again: the figures match).
 5. settle: remove the marks still at the version claimed, release those changed meanwhile, and
-   go round again for them.
+   go round again for them. A push never waits for a mark a stock transaction holds (that
+   could deadlock); such a claim is released later, alone in its own transaction.
 
 Channels know nothing of this module's tables: a target gets levels and answers what it set,
 what it read and what the channel refused. Which target serves which channel type is wired in
@@ -136,8 +137,10 @@ class ChannelPush:
                 claimed = await self._repository(session).claim(
                     limit=self.claim_limit, claim_timeout_s=self.claim_timeout_s
                 )
-            if not claimed:
+            if not claimed and not await self._release_leftovers():
                 return dict(self.counts)
+            if not claimed:
+                continue
             self.counts["rounds"] += 1
             self.counts["claimed"] += len(claimed)
             async with self.sessionmaker() as session:
@@ -154,6 +157,16 @@ class ChannelPush:
             self.max_rounds,
         )
         return dict(self.counts)
+
+    async def _release_leftovers(self) -> int:
+        """Claims the last settle could not release because a stock transaction held them:
+        released one by one now (each waits for that transaction), to be claimed again."""
+        async with self.sessionmaker() as session:
+            leftovers = await self._repository(session).leftovers()
+        for key in leftovers:
+            async with unit_of_work(self.sessionmaker) as session:
+                await self._repository(session).release(key)
+        return len(leftovers)
 
     def _levels_to_push(self, planned: list[PlannedLevel]) -> list[LevelPush]:
         levels: dict[LevelKey, LevelPush] = {}

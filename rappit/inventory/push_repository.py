@@ -79,6 +79,19 @@ class PushRepository:
             InventoryPushMark.channel_id == self.channel_id,
         )
 
+    def _unlocked(self, *conditions: Any) -> Any:
+        """The channel's marks matching ``conditions`` that no other transaction holds right
+        now. Every write of a push goes through this: a stock transaction can hold a mark
+        (bumping its version) while it waits for stock rows or other marks, so a push that
+        waited for it in turn could close a deadlock. What it skips is dealt with later."""
+        mark = InventoryPushMark
+        keys = (
+            select(mark.sku_id, mark.channel_location_id)
+            .where(self._of_channel(), *conditions)
+            .with_for_update(skip_locked=True)
+        )
+        return and_(self._of_channel(), tuple_(mark.sku_id, mark.channel_location_id).in_(keys))
+
     async def claim(self, *, limit: int, claim_timeout_s: int) -> dict[MarkKey, int]:
         """Take up to ``limit`` of the channel's marks: unclaimed ones, this job's own (a retry
         of it) and ones whose claim expired (their job died). Returns each mark's version.
@@ -182,7 +195,7 @@ class PushRepository:
         """A long push renews its claims as it goes, so they never look abandoned."""
         await self.session.execute(
             update(InventoryPushMark)
-            .where(self._of_channel(), InventoryPushMark.claimed_by == self.claimant)
+            .where(self._unlocked(InventoryPushMark.claimed_by == self.claimant))
             .values(claimed_at=utcnow())
             .execution_options(synchronize_session=False)
         )
@@ -190,7 +203,8 @@ class PushRepository:
     async def settle(self, claimed: dict[MarkKey, int]) -> int:
         """Remove the claimed marks still at the version claimed (their level was pushed or
         needed nothing), then release this job's other claims: those changed while it pushed
-        and are due again. Returns how many marks were removed."""
+        and are due again. Marks a stock transaction holds right now are changing anyway: they
+        stay claimed (``leftovers``). Returns how many marks were removed."""
         mark = InventoryPushMark
         removed = 0
         keys = sorted((sku, location, version) for (sku, location), version in claimed.items())
@@ -198,26 +212,55 @@ class PushRepository:
             result = await self.session.execute(
                 delete(mark)
                 .where(
-                    self._of_channel(),
-                    mark.claimed_by == self.claimant,
-                    tuple_(mark.sku_id, mark.channel_location_id, mark.version).in_(list(chunk)),
+                    self._unlocked(
+                        mark.claimed_by == self.claimant,
+                        tuple_(mark.sku_id, mark.channel_location_id, mark.version).in_(
+                            list(chunk)
+                        ),
+                    )
                 )
                 .execution_options(synchronize_session=False)
             )
             removed += int(result.rowcount)  # type: ignore[attr-defined]
         await self.session.execute(
             update(mark)
-            .where(self._of_channel(), mark.claimed_by == self.claimant)
+            .where(self._unlocked(mark.claimed_by == self.claimant))
             .values(claimed_by=None, claimed_at=None)
             .execution_options(synchronize_session=False)
         )
         return removed
 
+    async def leftovers(self) -> list[MarkKey]:
+        """This job's claims that ``settle`` had to leave (a stock transaction held them)."""
+        rows = await self.session.execute(
+            select(InventoryPushMark.sku_id, InventoryPushMark.channel_location_id).where(
+                self._of_channel(), InventoryPushMark.claimed_by == self.claimant
+            )
+        )
+        return [(sku_id, location_id) for sku_id, location_id in rows]
+
+    async def release(self, key: MarkKey) -> None:
+        """Release one claim, waiting for a stock transaction that holds the mark: in a
+        transaction of its own that holds nothing else, so the wait cannot be part of a
+        deadlock."""
+        mark = InventoryPushMark
+        await self.session.execute(
+            update(mark)
+            .where(
+                self._of_channel(),
+                mark.sku_id == key[0],
+                mark.channel_location_id == key[1],
+                mark.claimed_by == self.claimant,
+            )
+            .values(claimed_by=None, claimed_at=None)
+            .execution_options(synchronize_session=False)
+        )
+
     async def drop(self) -> int:
         """Remove every mark of the channel (it is disconnected, or nothing can push to it)."""
         result = await self.session.execute(
             delete(InventoryPushMark)
-            .where(self._of_channel())
+            .where(self._unlocked())
             .execution_options(synchronize_session=False)
         )
         return int(result.rowcount)  # type: ignore[attr-defined]

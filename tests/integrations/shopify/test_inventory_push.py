@@ -9,24 +9,27 @@ one the channel masters. Every SKU starts at 50 units in both places, in Rappit 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from rappit.channels.service import credentials_of
+from rappit.config import Environment, Settings
 from rappit.integrations.shopify.client import ShopifyClient, is_mutation
 from rappit.integrations.shopify.inventory_push import ShopifyInventoryTarget, ShopifyStaleCompare
 from rappit.inventory.push import InventoryTarget, InventoryTargets, push_handler
 from rappit.inventory.service import InventoryService
 from rappit.inventory.tasks import PUSH_JOB
 from rappit.kit.crypto import SecretBox
-from rappit.kit.db import unit_of_work
+from rappit.kit.db import create_sessionmaker, unit_of_work
 from rappit.kit.ids import uuid7
 from rappit.kit.ratelimit import SharedLeakyBucket
 from rappit.models import (
@@ -46,6 +49,7 @@ from rappit.models import (
     WebhookEvent,
 )
 from rappit.queues.client import QueueClient
+from rappit.queues.enqueue import SESSION_QUEUE_KEY
 from rappit.queues.names import QueueName
 from rappit.queues.worker import JobContext
 from rappit.runtime import Runtime
@@ -53,7 +57,7 @@ from rappit.sandbox.shopify import state as sandbox_models
 from rappit.sandbox.shopify.server import SandboxServer
 from rappit.sandbox.shopify.state import SandboxState
 from rappit.wiring import Background, inventory_targets
-from tests.conftest import Tenant, TestDatabase
+from tests.conftest import Tenant, TestDatabase, make_tenant
 from tests.integrations.shopify.test_webhook_processing import process_pending
 from tests.support.factories import TEST_SECRET_KEY, assert_ledger_replays
 from tests.support.waiting import wait_until
@@ -625,6 +629,93 @@ async def test_locations_the_channel_masters_are_never_pushed(
     assert store.requests()["operations"] == {}
     assert {store.shopify_available(code, loc) for code in store.skus
             for loc in (store.location_a, store.location_b)} == {STARTING_UNITS}  # fmt: skip
+    assert await marks(database) == []
+
+
+# --- a stock transaction holding a mark while the push settles (PostgreSQL row locks) ----------
+
+
+class HeldPush:
+    """Tells when it has the levels in hand, then waits for the test's word before pushing."""
+
+    def __init__(self, real: ShopifyInventoryTarget) -> None:
+        self.real = real
+        self.batch_size = real.batch_size
+        self.pushing = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def push(self, levels: Any, *, reference: str, operation_id: str) -> Any:
+        self.pushing.set()
+        await self.go.wait()
+        return await self.real.push(levels, reference=reference, operation_id=operation_id)
+
+
+async def _lock_waiters(database: TestDatabase) -> int:
+    async with database.engine.connect() as connection:
+        waiting = await connection.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+    return int(waiting or 0)
+
+
+async def test_a_mark_a_stock_transaction_holds_is_not_waited_for_and_still_pushed(
+    postgres_database: TestDatabase,
+    sandbox: SandboxServer,
+    queue_client: QueueClient,
+    redis_url: str,
+    tmp_path: Path,
+) -> None:
+    database = postgres_database
+    settings = Settings(
+        env=Environment.TEST,
+        data_dir=tmp_path,
+        database_url=database.url,
+        redis_url=redis_url,
+        queue_prefix=queue_client.prefix,
+        secret_key=TEST_SECRET_KEY,  # type: ignore[arg-type]
+    )
+    runtime = Runtime(
+        settings=settings,
+        engine=database.engine,
+        sessionmaker=create_sessionmaker(database.engine, info={SESSION_QUEUE_KEY: queue_client}),
+        secret_box=SecretBox(TEST_SECRET_KEY),
+        queue=queue_client,
+    )
+    store = await make_store(database, await make_tenant(database, "Acme"), sandbox, skus=2)
+    await change(runtime, store, [("PUSH-0000", -1), ("PUSH-0001", -1)])
+    await push(runtime, store)  # both known: 49
+    await change(runtime, store, [("PUSH-0000", -3)])  # due: 46
+    held: list[HeldPush] = []
+
+    @asynccontextmanager
+    async def make(channel: Channel, credentials: Any, limiter: Any) -> AsyncIterator[Any]:
+        async with ShopifyClient.for_channel(channel, credentials, limiter) as client:
+            held.append(HeldPush(ShopifyInventoryTarget(client)))
+            yield held[0]
+
+    job = asyncio.create_task(push(runtime, store, targets=targets_with(runtime, make)))
+    await wait_until(lambda: bool(held) and held[0].pushing.is_set(), message="the push")
+    # An order reserves two more units while the push has 46 in hand: the stock transaction
+    # holds the claimed mark (bumping its version) and stays open.
+    async with runtime.sessionmaker() as stock_session:
+        await InventoryService(stock_session, store.channel.organization_id).adjust(
+            sku_id=store.skus["PUSH-0000"][0], warehouse_id=store.warehouse_a, delta=-2
+        )
+        held[0].go.set()
+        # The push sets 46, skips the held mark when it settles, finds nothing else to claim,
+        # and waits for that one mark alone (holding nothing the stock transaction needs).
+        await wait_until(lambda: _lock_waiters(database), message="the push waiting")
+        assert not job.done()
+        assert store.shopify_available("PUSH-0000", store.location_a) == 46
+        await stock_session.commit()
+
+    result = await asyncio.wait_for(job, timeout=30)
+
+    assert (result["rounds"], result["pushed"]) == (2, 2)
+    assert store.shopify_available("PUSH-0000", store.location_a) == 44
     assert await marks(database) == []
 
 
