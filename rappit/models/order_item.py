@@ -31,6 +31,12 @@ class OrderItem(IdMixin, TenantMixin, TimestampMixin, Base):
     title: Mapped[str | None] = mapped_column(String(500), nullable=True)
     # Current quantity (after edits and removals); 0 for a removed line.
     quantity: Mapped[int] = mapped_column(Integer)
+    # Units fulfilments recorded in Rappit shipped (its own, and the channel's by webhook).
     fulfilled_quantity: Mapped[int] = mapped_column(Integer, default=0)
+    # Units the channel's order itself reports as fulfilled (``quantity`` minus what it still
+    # calls fulfillable), whether or not Rappit has recorded those fulfilments: historic
+    # orders of an import, shipments made outside Rappit. Stock is held only for
+    # ``quantity - max(fulfilled_quantity, channel_fulfilled_quantity)``.
+    channel_fulfilled_quantity: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     price: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
     requires_shipping: Mapped[bool] = mapped_column(default=True)

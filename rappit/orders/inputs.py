@@ -20,6 +20,10 @@ class ChannelOrderLine(BaseModel):
     external_item_id: str = Field(min_length=1, max_length=64)
     # Current quantity after edits, refunds and removals; 0 means the line is gone.
     quantity: int = Field(ge=0)
+    # Units of ``quantity`` the channel reports as already fulfilled (shipped outside Rappit,
+    # or before Rappit was connected): they left the warehouse, so no stock is held for them.
+    # 0 when the channel does not say.
+    channel_fulfilled_quantity: int = Field(default=0, ge=0)
     external_product_id: str | None = None
     external_variant_id: str | None = None
     sku: str | None = None

@@ -29,6 +29,49 @@ RESERVING_PAYMENT_STATES = frozenset(
 )
 
 
+def shipped_units(item: OrderItem) -> int:
+    """Units of the line that left the warehouse: what Rappit recorded as fulfilled, or what
+    the channel reports as fulfilled, whichever is more (both count the same units once Rappit
+    has recorded the channel's fulfilment), within the line's quantity."""
+    return min(max(item.fulfilled_quantity, item.channel_fulfilled_quantity), item.quantity)
+
+
+def open_units(item: OrderItem) -> int:
+    """Units of the line still to be shipped: what a paid order holds stock for."""
+    return item.quantity - shipped_units(item)
+
+
+def order_status(
+    *,
+    cancelled: bool,
+    lines: Sequence[tuple[int, int, bool]],
+    holds_stock: bool,
+    wanted: int,
+    missing: int,
+) -> OrderStatus:
+    """An order's status from its lines' (quantity, units shipped, mapped to a SKU), whether it
+    holds stock, and the units it wants held and could not get. One rule for every path that
+    settles orders (``OrderService.reconcile`` and the import's batch path)."""
+    if cancelled:
+        return OrderStatus.CANCELLED
+    ordered = sum(quantity for quantity, _, _ in lines)
+    shipped = sum(units for _, units, _ in lines)
+    if ordered > 0 and shipped >= ordered:
+        return OrderStatus.FULFILLED
+    # A line without a SKU needs a person only while some of it is still to be shipped.
+    if any(not mapped and quantity > units for quantity, units, mapped in lines):
+        return OrderStatus.NEEDS_ATTENTION
+    if shipped > 0:
+        return OrderStatus.PARTIALLY_FULFILLED
+    if not holds_stock:
+        return OrderStatus.PENDING
+    if missing == 0:
+        return OrderStatus.RESERVED
+    if missing >= wanted:
+        return OrderStatus.BACKORDERED
+    return OrderStatus.PARTIALLY_RESERVED
+
+
 class UpsertOutcome(StrEnum):
     CREATED = "created"
     UPDATED = "updated"
@@ -119,6 +162,7 @@ class OrderService:
                     order_id=order.id,
                     external_item_id=line.external_item_id,
                     fulfilled_quantity=0,
+                    channel_fulfilled_quantity=0,
                 )
                 self.session.add(item)
             identity_changed = (
@@ -129,6 +173,7 @@ class OrderService:
             item.sku_code = line.sku
             item.title = line.title
             item.quantity = line.quantity
+            item.channel_fulfilled_quantity = line.channel_fulfilled_quantity
             item.price = line.price
             item.requires_shipping = line.requires_shipping
             if item.sku_id is None or identity_changed:
@@ -162,8 +207,9 @@ class OrderService:
     async def reconcile(self, order: Order, *, channel: Channel | None = None) -> ReconcileResult:
         """Make the order's active reservations match what it owes now, then set its status.
 
-        The caller holds the order's row lock. Paid → each mapped line holds
-        ``quantity - fulfilled``; cancelled, unpaid or refunded → nothing held.
+        The caller holds the order's row lock. Paid → each mapped line holds what is still to
+        be shipped (``open_units``: quantity less what Rappit recorded or the channel reports as
+        fulfilled); cancelled, unpaid or refunded → nothing held.
         """
         items = await self.repository.items(order.id)
         active = await self.repository.reservations([i.id for i in items], active_only=True)
@@ -173,11 +219,7 @@ class OrderService:
 
         holds_stock = self._holds_stock(order, channel)
         desired = {
-            item.id: (
-                max(item.quantity - item.fulfilled_quantity, 0)
-                if holds_stock and item.sku_id is not None
-                else 0
-            )
+            item.id: open_units(item) if holds_stock and item.sku_id is not None else 0
             for item in items
         }
         sku_ids = {r.sku_id for r in active} | {i.sku_id for i in items if i.sku_id is not None}
@@ -211,7 +253,13 @@ class OrderService:
                     shortfalls.append(
                         Shortfall(item.id, item.external_item_id, item.sku_id, want, got)
                     )
-        status = self._status(order, items, desired, shortfalls, holds_stock)
+        status = order_status(
+            cancelled=order.cancelled_at is not None,
+            lines=[(item.quantity, shipped_units(item), item.sku_id is not None) for item in items],
+            holds_stock=holds_stock,
+            wanted=sum(desired.values()),
+            missing=sum(s.requested - s.reserved for s in shortfalls),
+        )
         order.status = status
         await self.session.flush()
         return ReconcileResult(status, shortfalls)
@@ -232,34 +280,6 @@ class OrderService:
             return True
         reserve_on_authorized = bool(channel and channel.settings.get("reserve_on_authorized"))
         return reserve_on_authorized and order.payment_status == PaymentStatus.AUTHORIZED
-
-    @staticmethod
-    def _status(
-        order: Order,
-        items: Sequence[OrderItem],
-        desired: dict[uuid.UUID, int],
-        shortfalls: Sequence[Shortfall],
-        holds_stock: bool,
-    ) -> OrderStatus:
-        if order.cancelled_at is not None:
-            return OrderStatus.CANCELLED
-        ordered = sum(item.quantity for item in items)
-        fulfilled = sum(min(item.fulfilled_quantity, item.quantity) for item in items)
-        if ordered > 0 and fulfilled >= ordered:
-            return OrderStatus.FULFILLED
-        if any(item.sku_id is None and item.quantity > 0 for item in items):
-            return OrderStatus.NEEDS_ATTENTION
-        if fulfilled > 0:
-            return OrderStatus.PARTIALLY_FULFILLED
-        if not holds_stock:
-            return OrderStatus.PENDING
-        wanted = sum(desired.values())
-        missing = sum(s.requested - s.reserved for s in shortfalls)
-        if missing == 0:
-            return OrderStatus.RESERVED
-        if missing >= wanted:
-            return OrderStatus.BACKORDERED
-        return OrderStatus.PARTIALLY_RESERVED
 
     async def reconcile_orders(self, order_ids: Sequence[uuid.UUID]) -> int:
         """Lock and reconcile several orders (oldest first); returns how many were reconciled."""

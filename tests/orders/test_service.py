@@ -10,10 +10,12 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import func, select
 
+from rappit.fulfillments.service import FulfillmentLine, FulfillmentService
 from rappit.kit.db import unit_of_work
 from rappit.models import (
     Channel,
     ChannelListing,
+    InventoryMovement,
     Order,
     OrderItem,
     OrderStatus,
@@ -22,7 +24,7 @@ from rappit.models import (
     Sku,
     Warehouse,
 )
-from rappit.orders.inputs import ChannelOrder
+from rappit.orders.inputs import ChannelOrder, ChannelOrderLine
 from rappit.orders.service import OrderService, UpsertOutcome, UpsertResult
 from tests.conftest import Tenant, TestDatabase
 from tests.support.factories import (
@@ -417,4 +419,131 @@ async def test_creating_the_sku_through_the_api_resolves_waiting_orders(
         assert adjusted.status_code == 201
     assert (await shop.order("1001")).status == OrderStatus.RESERVED
     assert await shop.active_reserved("1001") == [("L1", "MAIN", 2)]
+    await shop.check_ledger()
+
+
+# --- lines the channel already fulfilled -------------------------------------------------------
+
+
+def shipped(data: ChannelOrderLine, units: int) -> ChannelOrderLine:
+    """The line as the channel reports it with ``units`` of it already fulfilled."""
+    return data.model_copy(update={"channel_fulfilled_quantity": units})
+
+
+async def _ledger_totals(shop: Shop) -> tuple[int, int, int]:
+    """(rows, sum of on_hand deltas, sum of reserved deltas) of the organisation's ledger."""
+    async with shop.db.sessionmaker() as session:
+        rows = (
+            await session.execute(
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(InventoryMovement.on_hand_delta), 0),
+                    func.coalesce(func.sum(InventoryMovement.reserved_delta), 0),
+                ).where(InventoryMovement.organization_id == shop.org)
+            )
+        ).one()
+    return int(rows[0]), int(rows[1]), int(rows[2])
+
+
+async def test_a_paid_order_the_channel_fulfilled_holds_nothing(shop: Shop) -> None:
+    ledger_before = await _ledger_totals(shop)
+    result = await shop.apply(channel_order("1001", [shipped(line("L1", 3, sku="TSHIRT-M"), 3)]))
+
+    assert (result.outcome, result.shortfalls) == (UpsertOutcome.CREATED, [])
+    assert (await shop.order("1001")).status == OrderStatus.FULFILLED
+    assert await shop.active_reserved("1001") == []
+    assert await shop.count(Reservation) == 0
+    # Those units left before the stock was counted: nothing is held and on hand stays.
+    assert await shop.level() == (10, 0)
+    assert await _ledger_totals(shop) == ledger_before
+    async with shop.db.sessionmaker() as session:
+        item = (await session.scalars(select(OrderItem))).one()
+    assert (item.quantity, item.fulfilled_quantity, item.channel_fulfilled_quantity) == (3, 0, 3)
+
+
+async def test_a_partly_fulfilled_order_holds_the_rest(shop: Shop) -> None:
+    await shop.apply(channel_order("1001", [shipped(line("L1", 3, sku="TSHIRT-M"), 1)]))
+
+    assert (await shop.order("1001")).status == OrderStatus.PARTIALLY_FULFILLED
+    assert await shop.active_reserved("1001") == [("L1", "MAIN", 2)]
+    assert await shop.level() == (10, 2)
+    await shop.check_ledger()
+
+
+async def test_units_shipped_outside_rappit_release_their_hold(shop: Shop) -> None:
+    await shop.apply(channel_order("1001", [line("L1", 3, sku="TSHIRT-M")]))
+    assert await shop.level() == (10, 3)
+
+    await shop.apply(channel_order("1001", [shipped(line("L1", 3, sku="TSHIRT-M"), 2)], minutes=1))
+    assert (await shop.order("1001")).status == OrderStatus.PARTIALLY_FULFILLED
+    assert await shop.active_reserved("1001") == [("L1", "MAIN", 1)]
+    assert await shop.level() == (10, 1)
+
+    await shop.apply(channel_order("1001", [shipped(line("L1", 3, sku="TSHIRT-M"), 3)], minutes=2))
+    assert (await shop.order("1001")).status == OrderStatus.FULFILLED
+    assert await shop.active_reserved("1001") == []
+    # Released, not consumed: on hand is lowered by the fulfilment when Rappit records it.
+    assert await shop.level() == (10, 0)
+    assert await _ledger_totals(shop) == (4, 10, 0)  # stock in, reserve 3, release 2, release 1
+    await shop.check_ledger()
+
+
+async def test_a_stale_version_does_not_take_back_what_the_channel_fulfilled(shop: Shop) -> None:
+    await shop.apply(channel_order("1001", [shipped(line("L1", 3, sku="TSHIRT-M"), 3)], minutes=5))
+    stale = await shop.apply(channel_order("1001", [line("L1", 3, sku="TSHIRT-M")], minutes=1))
+
+    assert stale.outcome == UpsertOutcome.STALE
+    assert (await shop.order("1001")).status == OrderStatus.FULFILLED
+    assert await shop.level() == (10, 0)
+    async with shop.db.sessionmaker() as session:
+        assert (await session.scalars(select(OrderItem.channel_fulfilled_quantity))).all() == [3]
+
+
+async def test_an_unmapped_line_already_shipped_needs_no_attention(shop: Shop) -> None:
+    await shop.apply(
+        channel_order(
+            "1001",
+            [line("L1", 2, sku="TSHIRT-M"), shipped(line("L2", 1, sku="GONE", variant="9"), 1)],
+        )
+    )
+    assert (await shop.order("1001")).status == OrderStatus.PARTIALLY_FULFILLED
+    assert await shop.active_reserved("1001") == [("L1", "MAIN", 2)]
+
+    # Still to ship, the same line does need a person.
+    await shop.apply(
+        channel_order(
+            "1002", [line("L1", 2, sku="TSHIRT-M"), line("L2", 1, sku="GONE", variant="9")]
+        )
+    )
+    assert (await shop.order("1002")).status == OrderStatus.NEEDS_ATTENTION
+
+
+async def test_an_unpaid_order_shipped_in_the_channel_is_fulfilled(shop: Shop) -> None:
+    await shop.apply(
+        channel_order(
+            "1001", [shipped(line("L1", 2, sku="TSHIRT-M"), 2)], payment=PaymentStatus.PENDING
+        )
+    )
+    assert (await shop.order("1001")).status == OrderStatus.FULFILLED
+    assert await shop.level() == (10, 0)
+
+
+async def test_the_channel_reporting_units_rappit_fulfilled_changes_nothing(
+    shop: Shop, database: TestDatabase
+) -> None:
+    """Rappit's own fulfilment consumed the reservation; the channel's next version of the
+    order (the echo of that fulfilment) reports the same units fulfilled."""
+    result = await shop.apply(channel_order("1001", [line("L1", 3, sku="TSHIRT-M")]))
+    async with unit_of_work(database.sessionmaker) as session:
+        order = (await OrderService(session, shop.org).repository.lock_orders([result.order.id]))[0]
+        item = (await session.scalars(select(OrderItem))).one()
+        await FulfillmentService(session, shop.org).record(order, [FulfillmentLine(item.id, 2)])
+    assert await shop.level() == (8, 1)
+    ledger = await _ledger_totals(shop)
+
+    await shop.apply(channel_order("1001", [shipped(line("L1", 3, sku="TSHIRT-M"), 2)], minutes=1))
+    assert (await shop.order("1001")).status == OrderStatus.PARTIALLY_FULFILLED
+    assert await shop.active_reserved("1001") == [("L1", "MAIN", 1)]
+    assert await shop.level() == (8, 1)
+    assert await _ledger_totals(shop) == ledger
     await shop.check_ledger()

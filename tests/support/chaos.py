@@ -24,7 +24,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.integrations.shopify.payloads import order
+from tests.integrations.shopify.payloads import order, set_current
 from tests.support.webhook_fixture import Fixture, order_lines, sign
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -97,9 +97,10 @@ def plan_deliveries(
             last = version == versions - 1
             if version:
                 # An edit: one line's quantity changes (Shopify sends quantity and
-                # current_quantity; the current one is what is still ordered).
+                # current_quantity; the current one is what is still ordered, and nothing of
+                # it is shipped yet, so all of it is fulfillable).
                 line = rng.choice(lines)
-                line["current_quantity"] = rng.randint(1, 4)
+                set_current(line, rng.randint(1, 4))
                 line["quantity"] = max(line["quantity"], line["current_quantity"])
             topic = (
                 "orders/create"

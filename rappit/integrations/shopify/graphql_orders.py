@@ -14,6 +14,8 @@ What differs between the two APIs, and how it is bridged (reference/channel-apis
 - ``displayFulfillmentStatus`` has more states than REST's ``fulfillment_status``: only
   fulfilled, partially fulfilled and restocked have a REST counterpart, the rest is null
   (unfulfilled), as REST shows them;
+- a line's units left to fulfil are ``unfulfilledQuantity`` (REST ``fulfillable_quantity``;
+  GraphQL's own ``fulfillableQuantity`` is deprecated and not asked for);
 - POS orders name their location in ``retailLocation`` (REST ``location_id``);
 - tags are a list (REST: one comma-separated string), ``customAttributes`` are REST's
   ``note_attributes``;
@@ -60,7 +62,7 @@ shippingAddress {{ {_ADDRESS} }}
 billingAddress {{ {_ADDRESS} }}
 """
 LINE_ITEM_FIELDS = f"""
-__typename id name title sku quantity currentQuantity requiresShipping
+__typename id name title sku quantity currentQuantity unfulfilledQuantity requiresShipping
 originalUnitPriceSet {{ {_MONEY} }}
 variant {{ id }}
 product {{ id }}
@@ -244,6 +246,7 @@ def _line_item(line: dict[str, Any]) -> dict[str, Any]:
         "title": line.get("title"),
         "quantity": line.get("quantity"),
         "current_quantity": line.get("currentQuantity"),
+        "fulfillable_quantity": line.get("unfulfilledQuantity"),
         "price": _amount(line.get("originalUnitPriceSet")),
         "requires_shipping": line.get("requiresShipping", True),
     }

@@ -54,7 +54,12 @@ from rappit.models import (
     StockLevel,
 )
 from rappit.orders.inputs import ChannelOrder, ChannelOrderLine
-from rappit.orders.service import RESERVING_PAYMENT_STATES, OrderService, UpsertOutcome
+from rappit.orders.service import (
+    RESERVING_PAYMENT_STATES,
+    OrderService,
+    UpsertOutcome,
+    order_status,
+)
 
 # The tables themselves: Core inserts of many rows skip the ORM's per-row bookkeeping.
 _ORDERS = Base.metadata.tables[Order.__tablename__]
@@ -178,7 +183,7 @@ def _claim_statement(session: AsyncSession) -> Insert:
 
 
 def _holds_stock(channel: Channel, data: ChannelOrder) -> bool:
-    # As OrderService decides it for an order with no fulfilment yet.
+    # As OrderService decides it for a new order.
     if data.cancelled_at is not None:
         return False
     if data.payment_status in RESERVING_PAYMENT_STATES:
@@ -221,6 +226,7 @@ async def _create_lines(session: AsyncSession, channel: Channel, orders: list[_N
                     "title": line.title,
                     "quantity": line.quantity,
                     "fulfilled_quantity": 0,
+                    "channel_fulfilled_quantity": line.channel_fulfilled_quantity,
                     "price": line.price,
                     "requires_shipping": line.requires_shipping,
                     "created_at": now,
@@ -332,12 +338,13 @@ async def _reserve_and_settle(
             wanted = missing = 0
             warehouse = preferred.get(order.data.external_location_id or "")
             for line in order.lines:
-                if line.sku_id is None or line.line.quantity <= 0:
+                owed = _open_units(line.line)
+                if line.sku_id is None or owed <= 0:
                     continue
-                wanted += line.line.quantity
+                wanted += owed
                 candidates = [(level, level.warehouse) for level in by_sku.get(line.sku_id, [])]
                 got = 0
-                for allocation in plan_allocation(line.line.quantity, candidates, warehouse):
+                for allocation in plan_allocation(owed, candidates, warehouse):
                     level = level_of[(line.sku_id, allocation.warehouse_id)]
                     # The row is locked: what is planned here is what the UPDATE below will find.
                     set_committed_value(level, "reserved", level.reserved + allocation.quantity)
@@ -372,7 +379,7 @@ async def _reserve_and_settle(
                             "created_at": now,
                         }
                     )
-                missing += line.line.quantity - got
+                missing += owed - got
             status = _final_status(channel, order, owing_units=(wanted, missing))
         if status != _expected_status(channel, order.data):
             corrected[order.order_id] = status
@@ -455,23 +462,31 @@ async def _add_reserved(
     await mark_levels(session, org, sorted(amounts))
 
 
+def _shipped_units(line: ChannelOrderLine) -> int:
+    # ``orders.service.shipped_units`` of a new line: nothing recorded in Rappit yet.
+    return min(line.channel_fulfilled_quantity, line.quantity)
+
+
+def _open_units(line: ChannelOrderLine) -> int:
+    return line.quantity - _shipped_units(line)
+
+
 def _final_status(
     channel: Channel, order: _NewOrder, *, owing_units: tuple[int, int] | None
 ) -> OrderStatus:
-    """``OrderService``'s status rules for an order with nothing fulfilled yet. ``owing_units``
-    is (units wanted, units missing) once stock was reserved for an order that owes it."""
-    if order.data.cancelled_at is not None:
-        return OrderStatus.CANCELLED
-    if any(line.sku_id is None and line.line.quantity > 0 for line in order.lines):
-        return OrderStatus.NEEDS_ATTENTION
-    if not _holds_stock(channel, order.data):
-        return OrderStatus.PENDING
+    """``OrderService``'s status rule for a new order. ``owing_units`` is (units wanted,
+    units missing) once stock was reserved for an order that owes it."""
     wanted, missing = owing_units or (0, 0)
-    if missing == 0:
-        return OrderStatus.RESERVED
-    if missing >= wanted:
-        return OrderStatus.BACKORDERED
-    return OrderStatus.PARTIALLY_RESERVED
+    return order_status(
+        cancelled=order.data.cancelled_at is not None,
+        lines=[
+            (line.line.quantity, _shipped_units(line.line), line.sku_id is not None)
+            for line in order.lines
+        ],
+        holds_stock=_holds_stock(channel, order.data),
+        wanted=wanted,
+        missing=missing,
+    )
 
 
 async def _warehouses_by_location(

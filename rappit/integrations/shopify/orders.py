@@ -3,7 +3,9 @@ mapped to Rappit's channel-neutral ``ChannelOrder``.
 
 Facts this relies on (reference/channel-apis.md §4.1): ids are 64-bit integers (kept as
 strings), money is strings, ``current_quantity`` is the quantity after edits, refunds and
-removals (older payloads lack it: fall back to ``quantity``), ``variant_id``/``product_id`` are
+removals (older payloads lack it: fall back to ``quantity``), ``fulfillable_quantity`` is what is
+left to fulfil of it (``quantity - max(refunded, fulfilled) - pending - open``: what is current
+but not fulfillable has been fulfilled in the channel), ``variant_id``/``product_id`` are
 null for custom items and ``sku`` may be null or empty, ``customer`` is absent for guest and
 some POS orders and its personal fields are null without protected-data access.
 """
@@ -93,15 +95,30 @@ def _customer(value: Any) -> dict[str, Any] | None:
     return customer
 
 
+def _channel_fulfilled(current: int, fulfillable: Any) -> int:
+    """Units of the current quantity Shopify no longer has to fulfil (shipped, or in a
+    fulfilment under way): ``current - fulfillable_quantity``, within 0..current. An absent
+    field says nothing: 0."""
+    if fulfillable is None:
+        return 0
+    try:
+        open_units = max(int(fulfillable), 0)
+    except (TypeError, ValueError) as exc:
+        raise ShopifyPayloadError(f"fulfillable_quantity is not a number: {fulfillable!r}") from exc
+    return max(current - open_units, 0)
+
+
 def map_line(line: dict[str, Any]) -> ChannelOrderLine:
     if line.get("id") is None:
         raise ShopifyPayloadError("a line item has no id")
     quantity = line.get("current_quantity")
     if quantity is None:
         quantity = line.get("quantity", 0)
+    current = max(int(quantity), 0)
     return ChannelOrderLine(
         external_item_id=str(line["id"]),
-        quantity=max(int(quantity), 0),
+        quantity=current,
+        channel_fulfilled_quantity=_channel_fulfilled(current, line.get("fulfillable_quantity")),
         external_product_id=_text(line.get("product_id")),
         external_variant_id=_text(line.get("variant_id")),
         sku=_text(line.get("sku")),

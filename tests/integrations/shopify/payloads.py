@@ -40,7 +40,11 @@ def line_item(
     price: str = "19.90",
     current_quantity: int | None = None,
     title: str = "T-Shirt",
+    fulfilled: int = 0,
 ) -> dict[str, Any]:
+    """A line; ``fulfilled`` of its current units shipped in Shopify (``fulfillable_quantity``
+    is the rest, as Shopify computes it)."""
+    current = quantity if current_quantity is None else current_quantity
     return {
         "id": line_id,
         "admin_graphql_api_id": f"gid://shopify/LineItem/{line_id}",
@@ -52,9 +56,9 @@ def line_item(
         "name": f"{title} - M / Blue" if variant_id else title,
         "vendor": "Acme",
         "quantity": quantity,
-        "current_quantity": quantity if current_quantity is None else current_quantity,
-        "fulfillable_quantity": quantity,
-        "fulfillment_status": None,
+        "current_quantity": current,
+        "fulfillable_quantity": max(current - fulfilled, 0),
+        "fulfillment_status": line_fulfillment_status(current, fulfilled),
         "fulfillment_service": "manual",
         "requires_shipping": True,
         "grams": 200,
@@ -152,11 +156,31 @@ def order(
     return payload
 
 
+def line_fulfillment_status(current: int, fulfilled: int) -> str | None:
+    if fulfilled == 0:
+        return None
+    return "fulfilled" if fulfilled >= current else "partial"
+
+
+def set_current(line: dict[str, Any], current: int) -> None:
+    """An order edit of one line: the units still ordered change, and so do the units left
+    to fulfil (the ones already shipped stay shipped)."""
+    fulfilled = line["current_quantity"] - line["fulfillable_quantity"]
+    line["current_quantity"] = current
+    line["fulfillable_quantity"] = max(current - fulfilled, 0)
+
+
+def set_fulfilled(line: dict[str, Any], fulfilled: int) -> None:
+    """``fulfilled`` units of the line shipped in Shopify (by anyone)."""
+    line["fulfillable_quantity"] = max(line["current_quantity"] - fulfilled, 0)
+    line["fulfillment_status"] = line_fulfillment_status(line["current_quantity"], fulfilled)
+
+
 def edited(payload: dict[str, Any], *, updated_at: str, **current: int) -> dict[str, Any]:
     """The same order after an order edit: ``current_quantity`` per line id (as str)."""
     result = copy.deepcopy(payload)
     result["updated_at"] = updated_at
     for line in result["line_items"]:
         if str(line["id"]) in current:
-            line["current_quantity"] = current[str(line["id"])]
+            set_current(line, current[str(line["id"])])
     return result

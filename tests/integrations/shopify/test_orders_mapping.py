@@ -110,6 +110,40 @@ def test_older_payloads_without_current_quantity_use_quantity() -> None:
 
 
 @pytest.mark.parametrize(
+    ("current", "fulfillable", "expected"),
+    [
+        (3, 3, 0),  # nothing shipped
+        (3, 1, 2),  # two of three shipped (or in a fulfilment under way)
+        (3, 0, 3),  # all shipped
+        (2, 3, 0),  # fulfillable above current (an edit lowered it): nothing shipped
+        (1, -1, 1),  # a negative count is none left to fulfil
+        (0, 0, 0),  # the line is gone
+    ],
+)
+def test_units_shopify_no_longer_has_to_fulfil_are_channel_fulfilled(
+    current: int, fulfillable: int, expected: int
+) -> None:
+    payload = order(lines=[line_item(1, sku="A", quantity=3, current_quantity=current)])
+    payload["line_items"][0]["fulfillable_quantity"] = fulfillable
+    (line,) = map_order(payload).lines
+    assert (line.quantity, line.channel_fulfilled_quantity) == (current, expected)
+
+
+def test_a_payload_without_fulfillable_quantity_reports_nothing_fulfilled() -> None:
+    payload = order()
+    for line in payload["line_items"]:
+        del line["fulfillable_quantity"]
+    assert [ln.channel_fulfilled_quantity for ln in map_order(payload).lines] == [0, 0]
+
+
+def test_a_fulfillable_quantity_that_is_no_number_is_refused() -> None:
+    payload = order()
+    payload["line_items"][0]["fulfillable_quantity"] = "two"
+    with pytest.raises(ShopifyPayloadError, match="fulfillable_quantity is not a number: 'two'"):
+        map_order(payload)
+
+
+@pytest.mark.parametrize(
     ("status", "expected"),
     [
         ("pending", PaymentStatus.PENDING),

@@ -17,6 +17,7 @@ from rappit.models import (
     ChannelListing,
     ChannelLocation,
     Fulfillment,
+    InventoryMovement,
     Order,
     OrderItem,
     Reservation,
@@ -30,7 +31,13 @@ from rappit.webhooks.processing import process_event_handler
 from rappit.wiring import webhook_topics
 from tests.conftest import TestDatabase
 from tests.integrations.shopify.conftest import ShopifyShop
-from tests.integrations.shopify.payloads import edited, line_item, order
+from tests.integrations.shopify.payloads import (
+    edited,
+    line_item,
+    order,
+    set_current,
+    set_fulfilled,
+)
 from tests.support.factories import assert_ledger_replays
 from tests.support.shopify import post_webhook
 
@@ -189,7 +196,7 @@ TIMES = {
 def _version(topic: str) -> dict[str, Any]:
     payload = order(updated_at=TIMES[topic])
     if topic == "orders/updated":
-        payload["line_items"][0]["current_quantity"] = 3
+        set_current(payload["line_items"][0], 3)
     if topic == "orders/cancelled":
         payload["cancelled_at"] = TIMES[topic]
         payload["cancel_reason"] = "customer"
@@ -335,6 +342,138 @@ async def test_a_fulfilment_before_its_order_is_retried(
         event = (await session.scalars(select(WebhookEvent))).one()
     # Not the last attempt: it waits for the next one.
     assert (event.status, event.attempts) == ("ENQUEUED", 1)
+
+
+def _shipped_in_shopify(updated_at: str, **fulfilled: int) -> dict[str, Any]:
+    """The paid order as ``orders/updated`` shows it after a fulfilment made in Shopify:
+    ``fulfilled`` units per line id (as str) are no longer fulfillable."""
+    payload = order(updated_at=updated_at)
+    payload["fulfillment_status"] = "partial"
+    for line in payload["line_items"]:
+        if str(line["id"]) in fulfilled:
+            set_fulfilled(line, fulfilled[str(line["id"])])
+    return payload
+
+
+async def _stock_and_ledger(database: TestDatabase) -> dict[str, tuple[int, int, int]]:
+    """Per variant id: (on hand, reserved, the ledger's on-hand total)."""
+    async with database.sessionmaker() as session:
+        ledger = dict(
+            (
+                await session.execute(
+                    select(
+                        InventoryMovement.sku_id, func.sum(InventoryMovement.on_hand_delta)
+                    ).group_by(InventoryMovement.sku_id)
+                )
+            ).all()
+        )
+        rows = await session.execute(
+            select(
+                ChannelListing.external_variant_id,
+                StockLevel.sku_id,
+                StockLevel.on_hand,
+                StockLevel.reserved,
+            ).join(StockLevel, StockLevel.sku_id == ChannelListing.sku_id)
+        )
+        return {
+            str(variant): (on_hand, reserved, int(ledger[sku_id]))
+            for variant, sku_id, on_hand, reserved in rows
+        }
+
+
+@pytest.mark.parametrize("first", ["orders/updated", "fulfillments/create"])
+async def test_a_shipment_made_in_shopify_lowers_on_hand_once_in_either_order(
+    webhook_client: httpx.AsyncClient, shopify: ShopifyShop, database: TestDatabase, first: str
+) -> None:
+    """Shopify sends ``orders/updated`` (the line no longer fulfillable) and
+    ``fulfillments/create`` for one shipment, in no promised order. The update releases the
+    hold; the fulfilment takes the units from stock, from the hold if it is still there, else
+    from free stock. Either way the two units leave on hand once."""
+    await send(webhook_client, shopify, "orders/create", order())
+    await process_pending(database)
+    assert await _stock_and_ledger(database) == {"44001": (10, 2, 10), "44002": (10, 1, 10)}
+
+    deliveries = {
+        "orders/updated": _shipped_in_shopify("2026-03-02T10:00:01Z", **{"11001": 2}),
+        "fulfillments/create": _fulfillment(900, [(11001, 2)]),
+    }
+    second = next(topic for topic in deliveries if topic != first)
+    await send(webhook_client, shopify, first, deliveries[first])
+    await process_pending(database)
+    after_first = await _stock_and_ledger(database)
+    await send(webhook_client, shopify, second, deliveries[second])
+    events = await process_pending(database)
+
+    assert [e.status for e in events] == ["COMPLETED"] * 3
+    if first == "orders/updated":
+        assert after_first == {"44001": (10, 0, 10), "44002": (10, 1, 10)}  # released only
+    else:
+        assert after_first == {"44001": (8, 0, 8), "44002": (10, 1, 10)}  # consumed
+    status, reservations, _ = await order_state(database)
+    assert (status, reservations) == ("PARTIALLY_FULFILLED", [("11002", 1)])
+    assert await _stock_and_ledger(database) == {"44001": (8, 0, 8), "44002": (10, 1, 10)}
+    async with database.sessionmaker() as session:
+        items = (
+            await session.execute(
+                select(
+                    OrderItem.external_item_id,
+                    OrderItem.fulfilled_quantity,
+                    OrderItem.channel_fulfilled_quantity,
+                ).order_by(OrderItem.external_item_id)
+            )
+        ).all()
+    assert [tuple(row) for row in items] == [("11001", 2, 2), ("11002", 0, 0)]
+
+    # A late copy of the order from before the shipment is stale and takes nothing back.
+    await send(webhook_client, shopify, "orders/updated", order(updated_at="2026-03-02T09:00:00Z"))
+    [*_, late] = await process_pending(database)
+    assert late.status == "SKIPPED"
+    assert await _stock_and_ledger(database) == {"44001": (8, 0, 8), "44002": (10, 1, 10)}
+
+
+async def test_an_order_fully_shipped_in_shopify_holds_nothing(
+    webhook_client: httpx.AsyncClient, shopify: ShopifyShop, database: TestDatabase
+) -> None:
+    payload = _shipped_in_shopify("2026-03-01T12:00:00Z", **{"11001": 2, "11002": 1})
+    payload["fulfillment_status"] = "fulfilled"
+    await send(webhook_client, shopify, "orders/create", payload)
+    [event] = await process_pending(database)
+
+    assert event.status == "COMPLETED"
+    status, reservations, reserved = await order_state(database)
+    assert (status, reservations, reserved) == ("FULFILLED", [], {"44001": 0, "44002": 0})
+    assert await _stock_and_ledger(database) == {"44001": (10, 0, 10), "44002": (10, 0, 10)}
+
+
+async def test_shopifys_echo_of_a_fulfilment_made_in_rappit_changes_nothing(
+    api_for_shop: httpx.AsyncClient, shopify: ShopifyShop, database: TestDatabase
+) -> None:
+    await send(api_for_shop, shopify, "orders/create", order())
+    await process_pending(database)
+    async with database.sessionmaker() as session:
+        the_order = (await session.scalars(select(Order))).one()
+        tshirt = (
+            await session.scalars(select(OrderItem).where(OrderItem.external_item_id == "11001"))
+        ).one()
+    made = await api_for_shop.post(
+        f"/api/v1/orders/{the_order.id}/fulfillments",
+        json={"items": [{"order_item_id": str(tshirt.id), "quantity": 1}]},
+    )
+    assert made.status_code == 201, made.text
+    assert await _stock_and_ledger(database) == {"44001": (9, 1, 9), "44002": (10, 1, 10)}
+
+    # Shopify, having created it, reports the unit fulfilled on its next version of the order.
+    await send(
+        api_for_shop,
+        shopify,
+        "orders/updated",
+        _shipped_in_shopify("2026-03-02T10:00:01Z", **{"11001": 1}),
+    )
+    [*_, echo] = await process_pending(database)
+    assert echo.status == "COMPLETED"
+    status, reservations, _ = await order_state(database)
+    assert (status, reservations) == ("PARTIALLY_FULFILLED", [("11001", 1), ("11002", 1)])
+    assert await _stock_and_ledger(database) == {"44001": (9, 1, 9), "44002": (10, 1, 10)}
 
 
 async def _map_location(database: TestDatabase, shopify: ShopifyShop, master: str) -> None:
