@@ -17,12 +17,12 @@ mark stays, and the sweeper sends its job again.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Insert, and_, bindparam, exists, literal, select
+from sqlalchemy import Insert, Select, Update, and_, bindparam, exists, literal, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -47,25 +47,37 @@ DEBOUNCE_KEY = "inventory_push_debounce_ms"
 _SENDER_KEY = "inventory_push_sender"
 
 
-@cache
-def _mark_statement(dialect: str) -> Insert:
-    """Built once per dialect: this runs with every stock change."""
+_MARK_COLUMNS = [
+    "organization_id",
+    "channel_id",
+    "sku_id",
+    "channel_location_id",
+    "version",
+    "marked_at",
+]
+
+
+def _marks_of(levels: Any, *conditions: Any, dialect: str) -> Insert:
+    """``INSERT … SELECT … ON CONFLICT DO UPDATE`` of the marks that show the stock rows
+    ``levels`` (the stock_levels table, or the rows an UPDATE just changed: anything with
+    organization_id, sku_id and warehouse_id), returning each mark's channel, version and
+    claim."""
     mark = Base.metadata.tables[InventoryPushMark.__tablename__]
     shown_at = (
         select(
-            StockLevel.organization_id,
+            levels.c.organization_id,
             ChannelLocation.channel_id,
-            StockLevel.sku_id,
+            levels.c.sku_id,
             ChannelLocation.id,
             literal(1),
             bindparam("now", type_=UtcDateTime()),
         )
-        .select_from(StockLevel)
+        .select_from(levels)
         .join(
             ChannelLocation,
             and_(
-                ChannelLocation.organization_id == StockLevel.organization_id,
-                ChannelLocation.warehouse_id == StockLevel.warehouse_id,
+                ChannelLocation.organization_id == levels.c.organization_id,
+                ChannelLocation.warehouse_id == levels.c.warehouse_id,
                 ChannelLocation.stock_master == StockMaster.RAPPIT.value,
             ),
         )
@@ -77,29 +89,57 @@ def _mark_statement(dialect: str) -> Insert:
             ),
         )
         .where(
-            StockLevel.organization_id == bindparam("org_id"),
-            StockLevel.id.in_(bindparam("level_ids", expanding=True)),
+            *conditions,
             exists().where(
-                ChannelListing.organization_id == StockLevel.organization_id,
+                ChannelListing.organization_id == levels.c.organization_id,
                 ChannelListing.channel_id == ChannelLocation.channel_id,
-                ChannelListing.sku_id == StockLevel.sku_id,
+                ChannelListing.sku_id == levels.c.sku_id,
                 ChannelListing.external_inventory_item_id.is_not(None),
             ),
         )
         # Rows in key order: two transactions marking overlapping sets lock them alike.
-        .order_by(ChannelLocation.channel_id, StockLevel.sku_id, ChannelLocation.id)
+        .order_by(ChannelLocation.channel_id, levels.c.sku_id, ChannelLocation.id)
     )
     insert = postgresql.insert(mark) if dialect == "postgresql" else sqlite.insert(mark)
-    statement = insert.from_select(
-        ["organization_id", "channel_id", "sku_id", "channel_location_id", "version", "marked_at"],
-        shown_at,
-    )
     # marked_at stays the time the level became due: a SKU changing every second must not
     # look fresh to the sweeper forever.
-    return statement.on_conflict_do_update(
-        index_elements=["channel_id", "sku_id", "channel_location_id"],
-        set_={"version": mark.c.version + 1},
-    ).returning(mark.c.channel_id, mark.c.version, mark.c.claimed_by)
+    return (
+        insert.from_select(_MARK_COLUMNS, shown_at)
+        .on_conflict_do_update(
+            index_elements=["channel_id", "sku_id", "channel_location_id"],
+            set_={"version": mark.c.version + 1},
+        )
+        .returning(mark.c.channel_id, mark.c.version, mark.c.claimed_by)
+    )
+
+
+@cache
+def _mark_statement(dialect: str) -> Insert:
+    """Built once per dialect: this runs with every stock change."""
+    levels = Base.metadata.tables[StockLevel.__tablename__]
+    return _marks_of(
+        levels,
+        levels.c.organization_id == bindparam("org_id"),
+        levels.c.id.in_(bindparam("level_ids", expanding=True)),
+        dialect=dialect,
+    )
+
+
+def change_and_mark(change: Update) -> Select[Any]:
+    """PostgreSQL: a stock ``UPDATE … RETURNING on_hand, reserved, organization_id, sku_id,
+    warehouse_id`` and the marking of what it changed, as one statement (data-modifying CTEs),
+    so the hot path pays no extra round trip. Its rows: (on_hand, reserved, channel_id,
+    version, claimed_by), one per mark (the mark columns NULL when there is none); no row when
+    the UPDATE's guard refused the change."""
+    changed = change.cte("changed")
+    marked = _marks_of(changed, dialect="postgresql").cte("marked")
+    return select(
+        changed.c.on_hand,
+        changed.c.reserved,
+        marked.c.channel_id,
+        marked.c.version,
+        marked.c.claimed_by,
+    ).select_from(changed.outerjoin(marked, true()))
 
 
 async def mark_levels(
@@ -113,10 +153,22 @@ async def mark_levels(
         _mark_statement(dialect_of(session)),
         {"org_id": organization_id, "level_ids": list(level_ids), "now": utcnow()},
     )
-    # version 1: a new mark; claimed: a push is on it and will go round again, but a job that
-    # finished its last round just now would leave it behind.
+    request_for_marks(session, organization_id, [tuple(row) for row in rows])
+
+
+def request_for_marks(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    marks: Iterable[tuple[Any, ...]],
+) -> None:
+    """Ask for the push jobs the marks just written need: ``marks`` are (channel_id, version,
+    claimed_by). A new mark (version 1) has no job yet; a claimed one has a push working on
+    it, which goes round again, but a job that just finished its last round would leave it
+    behind. A mark already waiting has its job."""
     channels = {
-        channel_id for channel_id, version, claimed_by in rows if version == 1 or claimed_by
+        channel_id
+        for channel_id, version, claimed_by in marks
+        if channel_id is not None and (version == 1 or claimed_by)
     }
     if channels:
         request_push(session, organization_id, channels)

@@ -10,7 +10,8 @@ from sqlalchemy import Integer, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
-from rappit.inventory.push_marks import mark_levels
+from rappit.inventory.push_marks import change_and_mark, mark_levels, request_for_marks
+from rappit.kit.db import dialect_of
 from rappit.kit.ids import uuid7
 from rappit.kit.sql import insert_ignore
 from rappit.kit.types import utcnow
@@ -20,7 +21,7 @@ from rappit.models import InventoryMovement, Sku, StockLevel, Warehouse
 # building the expression each time costs more than executing it.
 _NEW_ON_HAND = StockLevel.on_hand + bindparam("on_hand_delta", type_=Integer)
 _NEW_RESERVED = StockLevel.reserved + bindparam("reserved_delta", type_=Integer)
-_CHANGE_LEVEL = (
+_GUARDED_CHANGE = (
     update(StockLevel)
     .where(
         StockLevel.id == bindparam("level_id"),
@@ -29,8 +30,19 @@ _CHANGE_LEVEL = (
         _NEW_ON_HAND >= _NEW_RESERVED,
     )
     .values(on_hand=_NEW_ON_HAND, reserved=_NEW_RESERVED, updated_at=bindparam("now"))
-    .returning(StockLevel.on_hand, StockLevel.reserved)
     .execution_options(synchronize_session=False)
+)
+_CHANGE_LEVEL = _GUARDED_CHANGE.returning(StockLevel.on_hand, StockLevel.reserved)
+# PostgreSQL: the same UPDATE and the marking of the channel levels it moves, in one round
+# trip (push_marks.change_and_mark).
+_CHANGE_AND_MARK = change_and_mark(
+    _GUARDED_CHANGE.returning(
+        StockLevel.on_hand,
+        StockLevel.reserved,
+        StockLevel.organization_id,
+        StockLevel.sku_id,
+        StockLevel.warehouse_id,
+    )
 )
 
 
@@ -100,12 +112,19 @@ class InventoryRepository:
             "reserved_delta": reserved_delta,
             "now": utcnow(),
         }
+        # Available moves unless both change alike (a consumption): then the channels that
+        # show this level must hear of it, in this same transaction.
+        moves_available = on_hand_delta != reserved_delta
+        if moves_available and dialect_of(self.session) == "postgresql":
+            rows = (await self.session.execute(_CHANGE_AND_MARK, parameters)).all()
+            if not rows:
+                return None
+            request_for_marks(self.session, self.organization_id, [row[2:] for row in rows])
+            return rows[0][0], rows[0][1]
         row = (await self.session.execute(_CHANGE_LEVEL, parameters)).one_or_none()
         if row is None:
             return None
-        if on_hand_delta != reserved_delta:
-            # Available moved (a consumption lowers both and leaves it): the channels that show
-            # this level must hear of it, in this same transaction.
+        if moves_available:
             await mark_levels(self.session, self.organization_id, [level_id])
         return row[0], row[1]
 
