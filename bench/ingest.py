@@ -970,6 +970,11 @@ def render_markdown(
         f"- End to end: Rappit/bare = {r.flow_ratio:.2f} (target ≥ {E2E_TARGET}): "
         f"{_verdict(r.flow_met)} ({r.rappit_flow.note}).",
         "",
+        "How a delivery is taken: the route and webhook secrets of the shop come from a "
+        "per-process cache, and deliveries that arrive while a commit is under way share the "
+        "next one (one multi-row INSERT, one commit, one `addBulk`; each is answered only "
+        "once its own row is committed). ",
+        "",
         "What sets the pace, from the same run: Rappit's API process spent "
         f"{r.rappit_ingest.server_cpu_ms:.1f} ms of CPU per delivery against "
         f"{r.bare_ingest.server_cpu_ms:.2f} ms for the bare app "
