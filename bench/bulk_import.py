@@ -15,9 +15,10 @@ polling, streamed JSONL, pages of 250 committed with the cursor) and times its p
   production, minutes for a large store);
 - *import*: from the result being ready to the run COMPLETED (Rappit's work: download, parse,
   map, apply, reserve, commit);
-- *baseline*: the same result file downloaded and parsed (``json.loads`` per line, children put
-  under their order), streamed the same way, without mapping or writing anything; and, as a
-  second reference, the same plus the mapping to ``ChannelOrder``.
+- *baseline*: the same result file downloaded and parsed by the import's own reader (streamed,
+  split into lines and parsed with ``orjson``, children put under their order), without
+  mapping or writing anything; and, as a second reference, the same plus the mapping to
+  ``ChannelOrder``.
 
 Afterwards the orders table must hold every order, and the stock rows' reserved units must
 equal the reservations and the ledger. The results are printed and written into
@@ -42,7 +43,6 @@ import asyncio
 import cProfile
 import io
 import ipaddress
-import json
 import os
 import platform
 import pstats
@@ -255,25 +255,20 @@ async def baseline(url: str, *, mapped: bool) -> tuple[float, int, int]:
         page.clear()
 
     started = time.perf_counter()
-    async with (
-        httpx.AsyncClient(timeout=bulk_import.DOWNLOAD_TIMEOUT) as http,
-        http.stream("GET", url) as response,
-    ):
-        response.raise_for_status()
-        async for text in response.aiter_lines():
-            if not text.strip():
-                continue
-            line = json.loads(text)
-            lines += 1
-            if "__parentId" in line:
-                parent = page.get(line["__parentId"])
-                if parent is not None:
-                    parent[1].append(line)
-                continue
-            if len(page) >= bulk_import.PAGE_SIZE:
-                flush()
-            page[line["id"]] = (line, [])
-            orders += 1
+    async with httpx.AsyncClient(timeout=bulk_import.DOWNLOAD_TIMEOUT) as http:
+        # The import's own reader: streamed, split and parsed exactly as it does.
+        async for batch in bulk_import._lines(http, url, 0):
+            for _, line in batch:
+                lines += 1
+                if "__parentId" in line:
+                    parent = page.get(line["__parentId"])
+                    if parent is not None:
+                        parent[1].append(line)
+                    continue
+                if len(page) >= bulk_import.PAGE_SIZE:
+                    flush()
+                page[line["id"]] = (line, [])
+                orders += 1
     flush()
     return time.perf_counter() - started, orders, lines
 

@@ -7,14 +7,21 @@ does not have yet are created together, and end up as that service would leave t
 rows, SKU resolution (the channel's variant listing first, else the SKU code, recording the
 listing), reservations for the orders that owe stock (allocated one order and one line after
 the other, in page order, with ``plan_allocation``), one ledger row per reservation, and the
-same status. ``tests/integrations/shopify/test_bulk_import.py`` holds the two paths to that.
+same status (``orders.service.order_status``). ``tests/integrations/shopify/test_bulk_import.py``
+holds the two paths to that.
 
 Data safety (DESIGN §3): the new order rows are claimed with ``INSERT … ON CONFLICT DO NOTHING``
 first (a webhook that created one meanwhile wins, and that order takes the one-by-one path),
 then the stock rows are locked in id order (the lock order everywhere: orders, then stock), the
-allocation is computed on the locked values and written as one guarded ``UPDATE`` per stock row
-(``reserved + n`` only while ``on_hand - reserved >= n``) plus the ledger rows, in the caller's
-transaction.
+allocation is computed on the locked values and written as one guarded ``UPDATE`` of every
+stock row (``reserved + n`` only while ``on_hand - reserved >= n``) plus the ledger rows, in the
+caller's transaction.
+
+Cost: SKUs are looked up (read only) before the claim, so each order row is written with the
+status it will have unless stock runs short (only those are updated afterwards). On
+PostgreSQL every statement has one text whatever the page holds (lists travel as array
+parameters), so each is prepared once per connection; the order rows go in as one ``INSERT …
+SELECT FROM unnest(…)`` and the other new rows by ``COPY``.
 """
 
 from __future__ import annotations
@@ -22,13 +29,28 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from decimal import Decimal
+from typing import Any, cast
 
-from sqlalchemy import JSON, Insert, Table, case, literal, select, update
+import orjson
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    String,
+    Table,
+    Uuid,
+    any_,
+    bindparam,
+    case,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute, contains_eager
 from sqlalchemy.orm.attributes import set_committed_value
 
 from rappit.inventory.push_marks import mark_levels
@@ -37,7 +59,7 @@ from rappit.inventory.service import plan_allocation
 from rappit.kit.db import dialect_of
 from rappit.kit.ids import uuid7
 from rappit.kit.sql import insert_ignore
-from rappit.kit.types import utcnow
+from rappit.kit.types import Money, utcnow
 from rappit.models import (
     Base,
     Channel,
@@ -66,6 +88,9 @@ _ORDERS = Base.metadata.tables[Order.__tablename__]
 _ITEMS = Base.metadata.tables[OrderItem.__tablename__]
 _RESERVATIONS = Base.metadata.tables[Reservation.__tablename__]
 _MOVEMENTS = Base.metadata.tables[InventoryMovement.__tablename__]
+# Amounts are stored as the Money column type stores them (same scale and rounding).
+_MONEY = Money()
+_POSTGRESQL = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 _OUTCOME_COUNTS = {
     UpsertOutcome.CREATED: "created",
@@ -73,24 +98,98 @@ _OUTCOME_COUNTS = {
     UpsertOutcome.STALE: "unchanged",
 }
 
+# The columns of the rows written here, in the order of their value tuples.
+_ORDER_VALUES = (
+    "id", "external_order_id", "name", "status", "payment_status", "fulfillment_status",
+    "currency", "total_price", "customer", "customer_external_id", "shipping_address",
+    "billing_address", "external_location_id", "channel_updated_at", "cancelled_at", "is_test",
+    "details",
+)  # fmt: skip
+_ORDER_JSON = frozenset({"customer", "shipping_address", "billing_address", "details"})
+_ITEM_COLUMNS = (
+    "id", "organization_id", "order_id", "external_item_id", "external_product_id",
+    "external_variant_id", "sku_code", "sku_id", "title", "quantity", "fulfilled_quantity",
+    "channel_fulfilled_quantity", "price", "requires_shipping", "created_at", "updated_at",
+)  # fmt: skip
+_RESERVATION_COLUMNS = (
+    "id", "organization_id", "order_item_id", "sku_id", "warehouse_id", "quantity",
+    "released_at", "consumed_at", "created_at", "updated_at",
+)  # fmt: skip
+_MOVEMENT_COLUMNS = (
+    "id", "organization_id", "sku_id", "warehouse_id", "on_hand_delta", "reserved_delta",
+    "reason", "note", "reference", "order_id", "created_at",
+)  # fmt: skip
+
+_PG_ORDER_TYPES = {
+    "id": "uuid", "total_price": "numeric", "channel_updated_at": "timestamptz",
+    "cancelled_at": "timestamptz", "is_test": "boolean",
+}  # fmt: skip
+# One statement for every page: the orders travel as one array per column.
+_PG_CLAIM = f"""
+INSERT INTO orders (organization_id, channel_id, created_at, updated_at, {", ".join(_ORDER_VALUES)})
+SELECT $1::uuid, $2::uuid, $3::timestamptz, $3::timestamptz, {
+    ", ".join(f"o.{name}::json" if name in _ORDER_JSON else f"o.{name}" for name in _ORDER_VALUES)
+}
+FROM unnest({
+    ", ".join(
+        f"${index}::{_PG_ORDER_TYPES.get(name, 'text')}[]"
+        for index, name in enumerate(_ORDER_VALUES, start=4)
+    )
+}) AS o({", ".join(_ORDER_VALUES)})
+ON CONFLICT DO NOTHING
+RETURNING id
+"""
+_PG_ADD_RESERVED = """
+UPDATE stock_levels AS s
+SET reserved = s.reserved + v.units, updated_at = $3
+FROM unnest($1::uuid[], $2::integer[]) AS v(id, units)
+WHERE s.organization_id = $4 AND s.id = v.id AND s.on_hand >= s.reserved + v.units
+RETURNING s.id, s.reserved
+"""
+
+
+# SQLite: one statement for many rows, compiled once and cached.
+_SQLITE_CLAIM: Insert = sqlite.insert(_ORDERS).on_conflict_do_nothing().returning(_ORDERS.c.id)
+
 
 class AllocationRefused(RuntimeError):
     """The guarded stock UPDATE refused an allocation computed under the row lock: something
     changed the row without the lock. The page's transaction is rolled back."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _NewLine:
     item_id: uuid.UUID
     line: ChannelOrderLine
     sku_id: uuid.UUID | None
 
+    @property
+    def shipped(self) -> int:
+        # ``orders.service.shipped_units`` of a new line: nothing recorded in Rappit yet.
+        return min(self.line.channel_fulfilled_quantity, self.line.quantity)
 
-@dataclass
+    @property
+    def owed(self) -> int:
+        return self.line.quantity - self.shipped
+
+
+@dataclass(slots=True)
 class _NewOrder:
     order_id: uuid.UUID
     data: ChannelOrder
+    holds_stock: bool
     lines: list[_NewLine] = field(default_factory=list)
+    # The status it is written with: what it will be unless stock runs short.
+    status: OrderStatus = OrderStatus.PENDING
+
+    def status_with(self, wanted: int, missing: int) -> OrderStatus:
+        return order_status(
+            cancelled=self.data.cancelled_at is not None,
+            lines=[(new.line.quantity, new.shipped, new.sku_id is not None) for new in self.lines],
+            holds_stock=self.holds_stock,
+            wanted=wanted,
+            missing=missing,
+        )
 
 
 async def apply_orders(
@@ -99,7 +198,6 @@ async def apply_orders(
     """Create or update these orders of ``channel`` (in the caller's transaction) and count
     what happened: created, updated, unchanged (stale)."""
     counts: Counter[str] = Counter()
-    org = channel.organization_id
     one_by_one: list[ChannelOrder] = []
     fresh: dict[str, ChannelOrder] = {}
     for data in orders:
@@ -107,79 +205,26 @@ async def apply_orders(
             one_by_one.append(data)  # the same order twice in one page: the second updates
         else:
             fresh[data.external_order_id] = data
+    resolver = _SkuResolver(session, channel)
+    await resolver.load([line for data in fresh.values() for line in data.lines])
+    planned = [_plan(channel, data, resolver) for data in fresh.values()]
     # The insert itself tells which orders are new: a row that exists already (a webhook, a
     # poll, an earlier attempt) is not inserted, and that order takes the one-by-one path.
-    created = await _claim_rows(session, channel, list(fresh.values()))
-    one_by_one = [o for o in fresh.values() if o.external_order_id not in created] + one_by_one
+    created = await _claim_rows(session, channel, planned)
+    new = [order for order in planned if order.order_id in created]
+    one_by_one = [o.data for o in planned if o.order_id not in created] + one_by_one
 
-    service = OrderService(session, org)
+    service = OrderService(session, channel.organization_id)
     for data in one_by_one:
         result = await service.create_or_update_from_channel(channel, data)
         counts[_OUTCOME_COUNTS[result.outcome]] += 1
 
-    if created:
-        new = [_NewOrder(created[data.external_order_id], data) for data in fresh.values()
-               if data.external_order_id in created]  # fmt: skip
+    if new:
+        await resolver.record_listings(new)
         await _create_lines(session, channel, new)
         await _reserve_and_settle(session, channel, new)
         counts["created"] += len(new)
     return counts
-
-
-async def _claim_rows(
-    session: AsyncSession, channel: Channel, orders: list[ChannelOrder]
-) -> dict[str, uuid.UUID]:
-    """Insert the order rows nobody has yet; answers external id → row id of those inserted
-    here. Status is the one expected (RESERVED when stock is owed); shortfalls correct it."""
-    if not orders:
-        return {}
-    now = utcnow()
-    rows = []
-    for data in orders:
-        customer_id = (data.customer or {}).get("id")
-        rows.append(
-            {
-                "id": uuid7(),
-                "organization_id": channel.organization_id,
-                "channel_id": channel.id,
-                "external_order_id": data.external_order_id,
-                "name": data.name,
-                "status": _expected_status(channel, data),
-                "payment_status": data.payment_status,
-                "fulfillment_status": data.fulfillment_status,
-                "currency": data.currency,
-                "total_price": data.total_price,
-                "customer": data.customer,
-                "customer_external_id": str(customer_id) if customer_id is not None else None,
-                "shipping_address": data.shipping_address,
-                "billing_address": data.billing_address,
-                "external_location_id": data.external_location_id,
-                "channel_updated_at": data.updated_at,
-                "cancelled_at": data.cancelled_at,
-                "is_test": data.is_test,
-                "details": data.details,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-    claimed = await session.execute(_claim_statement(session), rows)
-    return {external_id: order_id for order_id, external_id in claimed}
-
-
-def _claim_statement(session: AsyncSession) -> Insert:
-    """``INSERT … ON CONFLICT DO NOTHING RETURNING`` for many rows at once: one statement,
-    compiled once and cached (a VALUES list per page would be compiled for every page)."""
-    if dialect_of(session) == "postgresql":
-        return (
-            postgresql.insert(_ORDERS)
-            .on_conflict_do_nothing()
-            .returning(_ORDERS.c.id, _ORDERS.c.external_order_id)
-        )
-    return (
-        sqlite.insert(_ORDERS)
-        .on_conflict_do_nothing()
-        .returning(_ORDERS.c.id, _ORDERS.c.external_order_id)
-    )
 
 
 def _holds_stock(channel: Channel, data: ChannelOrder) -> bool:
@@ -193,60 +238,149 @@ def _holds_stock(channel: Channel, data: ChannelOrder) -> bool:
     )
 
 
-def _expected_status(channel: Channel, data: ChannelOrder) -> OrderStatus:
-    """The status before SKUs are resolved and stock is counted; corrected afterwards."""
-    if data.cancelled_at is not None:
-        return OrderStatus.CANCELLED
-    return OrderStatus.RESERVED if _holds_stock(channel, data) else OrderStatus.PENDING
+def _plan(channel: Channel, data: ChannelOrder, resolver: _SkuResolver) -> _NewOrder:
+    """The order's ids, its lines with their SKUs, and the status it is written with."""
+    order = _NewOrder(uuid7(), data, _holds_stock(channel, data))
+    seen: set[str] = set()
+    for line in data.lines:
+        if line.external_item_id in seen:
+            continue  # a channel never repeats a line id; if it does, the first one wins
+        seen.add(line.external_item_id)
+        order.lines.append(_NewLine(uuid7(), line, resolver.lookup(line)))
+    order.status = order.status_with(wanted=0, missing=0)
+    return order
+
+
+async def _claim_rows(
+    session: AsyncSession, channel: Channel, orders: list[_NewOrder]
+) -> set[uuid.UUID]:
+    """Insert the order rows nobody has yet; answers the ids of those inserted here."""
+    if not orders:
+        return set()
+    now = utcnow()
+    postgres = dialect_of(session) == "postgresql"
+    values = [_order_values(order, postgres) for order in orders]
+    if postgres:
+        columns: list[list[Any]] = [list(column) for column in zip(*values, strict=True)]
+        rows = await (await _driver(session)).fetch(
+            _PG_CLAIM, channel.organization_id, channel.id, now, *columns
+        )
+        return {row[0] for row in rows}
+    common = {
+        "organization_id": channel.organization_id,
+        "channel_id": channel.id,
+        "created_at": now,
+        "updated_at": now,
+    }
+    claimed = await session.execute(
+        _SQLITE_CLAIM, [dict(zip(_ORDER_VALUES, row, strict=True), **common) for row in values]
+    )
+    return {order_id for (order_id,) in claimed}
+
+
+def _order_values(order: _NewOrder, postgres: bool) -> tuple[Any, ...]:
+    data = order.data
+    customer_id = (data.customer or {}).get("id")
+    values = (
+        order.order_id,
+        data.external_order_id,
+        data.name,
+        order.status.value,
+        data.payment_status.value,
+        data.fulfillment_status,
+        data.currency,
+        _money(data.total_price) if postgres else data.total_price,
+        data.customer,
+        str(customer_id) if customer_id is not None else None,
+        data.shipping_address,
+        data.billing_address,
+        data.external_location_id,
+        data.updated_at,
+        data.cancelled_at,
+        data.is_test,
+        data.details,
+    )
+    if not postgres:
+        return values  # the column types serialise the JSON
+    return tuple(
+        _json_text(value) if name in _ORDER_JSON else value
+        for name, value in zip(_ORDER_VALUES, values, strict=True)
+    )
+
+
+def _json_text(value: Any) -> str:
+    """What the JSON column type would send (``None`` is JSON null, as the ORM writes it)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # beyond orjson (an integer over 64 bits): the standard encoder
+        return json.dumps(value)
+
+
+def _money(value: Decimal | None) -> Decimal | None:
+    """An amount for PostgreSQL as the Money column type would send it."""
+    return cast(Decimal | None, _MONEY.process_bind_param(value, _POSTGRESQL))
+
+
+async def _driver(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session's, inside the session's transaction."""
+    connection = await session.connection()
+    driver: Any = (await connection.get_raw_connection()).driver_connection
+    if not driver.is_in_transaction():
+        # SQLAlchemy begins the transaction with the first statement it runs itself: run one,
+        # so that what goes straight to the driver is inside that transaction.
+        await session.execute(select(literal(1)))
+    return driver
+
+
+def _one_of(
+    session: AsyncSession, column: QueryableAttribute[Any], name: str, values: Iterable[Any]
+) -> ColumnElement[bool]:
+    """``column IN (values)``; on PostgreSQL ``column = ANY(:name)``, one array parameter, so
+    the statement's text (and its prepared plan) is the same however many values there are."""
+    if dialect_of(session) == "postgresql":
+        item = Uuid() if isinstance(column.type, Uuid) else String()
+        return column == any_(bindparam(name, list(values), type_=postgresql.ARRAY(item)))
+    return column.in_(list(values))
 
 
 async def _create_lines(session: AsyncSession, channel: Channel, orders: list[_NewOrder]) -> None:
-    resolver = _SkuResolver(session, channel)
-    await resolver.load([line for order in orders for line in order.data.lines])
     now = utcnow()
-    rows = []
-    for order in orders:
-        seen: set[str] = set()
-        for line in order.data.lines:
-            if line.external_item_id in seen:
-                continue  # a channel never repeats a line id; if it does, the first one wins
-            seen.add(line.external_item_id)
-            new_line = _NewLine(uuid7(), line, await resolver.resolve(line))
-            order.lines.append(new_line)
-            rows.append(
-                {
-                    "id": new_line.item_id,
-                    "organization_id": channel.organization_id,
-                    "order_id": order.order_id,
-                    "external_item_id": line.external_item_id,
-                    "external_product_id": line.external_product_id,
-                    "external_variant_id": line.external_variant_id,
-                    "sku_code": line.sku,
-                    "sku_id": new_line.sku_id,
-                    "title": line.title,
-                    "quantity": line.quantity,
-                    "fulfilled_quantity": 0,
-                    "channel_fulfilled_quantity": line.channel_fulfilled_quantity,
-                    "price": line.price,
-                    "requires_shipping": line.requires_shipping,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
-    if rows:
-        await _insert_many(session, _ITEMS, rows)
+    postgres = dialect_of(session) == "postgresql"
+    records = [
+        (
+            new.item_id,
+            channel.organization_id,
+            order.order_id,
+            new.line.external_item_id,
+            new.line.external_product_id,
+            new.line.external_variant_id,
+            new.line.sku,
+            new.sku_id,
+            new.line.title,
+            new.line.quantity,
+            0,
+            new.line.channel_fulfilled_quantity,
+            _money(new.line.price) if postgres else new.line.price,
+            new.line.requires_shipping,
+            now,
+            now,
+        )
+        for order in orders
+        for new in order.lines
+    ]
+    await _insert_many(session, _ITEMS, _ITEM_COLUMNS, records)
 
 
 class _SkuResolver:
     """``OrderService.resolve_sku`` for many lines: the channel's listing of the variant first,
     else the SKU code in the organisation (recording the listing for next time), else none.
-    Listings and codes are read once per page; a listing is written the first time a variant
-    resolves by code."""
+    Listings and codes are read once per page, before the orders are claimed; the listings of
+    variants resolved by code are written afterwards, for the orders created."""
 
     def __init__(self, session: AsyncSession, channel: Channel) -> None:
         self.session = session
         self.channel = channel
-        self.listed: dict[str, uuid.UUID | None] = {}
+        self.listed: dict[str, uuid.UUID] = {}
         self.by_code: dict[str, uuid.UUID] = {}
 
     async def load(self, lines: list[ChannelOrderLine]) -> None:
@@ -258,67 +392,108 @@ class _SkuResolver:
                 select(ChannelListing.external_variant_id, ChannelListing.sku_id).where(
                     ChannelListing.organization_id == org,
                     ChannelListing.channel_id == channel_id,
-                    ChannelListing.external_variant_id.in_(variants),
+                    _one_of(self.session, ChannelListing.external_variant_id, "variants", variants),
                 )
             )
             self.listed.update({variant: sku_id for variant, sku_id in rows if variant})
         if codes:
             rows = await self.session.execute(
-                select(Sku.code, Sku.id).where(Sku.organization_id == org, Sku.code.in_(codes))
+                select(Sku.code, Sku.id).where(
+                    Sku.organization_id == org, _one_of(self.session, Sku.code, "codes", codes)
+                )
             )
             self.by_code.update({code: sku_id for code, sku_id in rows if code})
 
-    async def resolve(self, line: ChannelOrderLine) -> uuid.UUID | None:
+    def lookup(self, line: ChannelOrderLine) -> uuid.UUID | None:
         variant = line.external_variant_id
-        if variant and self.listed.get(variant) is not None:
+        if variant and variant in self.listed:
             return self.listed[variant]
-        sku_id = self.by_code.get((line.sku or "").strip())
-        if sku_id is not None and variant and variant not in self.listed:
-            self.listed[variant] = await self._record(variant, line.external_product_id, sku_id)
-        return sku_id
+        return self.by_code.get((line.sku or "").strip())
 
-    async def _record(
-        self, variant: str, product: str | None, sku_id: uuid.UUID
-    ) -> uuid.UUID | None:
+    async def record_listings(self, orders: list[_NewOrder]) -> None:
+        """List each variant the created orders resolved by code, as ``resolve_sku`` does the
+        first time. A variant listed meanwhile by someone else keeps that listing, which
+        decides its later lines (the first one keeps the code's SKU, as one by one)."""
+        first: dict[str, _NewLine] = {}
+        for order in orders:
+            for new in order.lines:
+                variant = new.line.external_variant_id
+                if variant and new.sku_id is not None and variant not in self.listed:
+                    first.setdefault(variant, new)
+        if not first:
+            return
         now = utcnow()
-        inserted: uuid.UUID | None = await self.session.scalar(
-            insert_ignore(
-                self.session,
-                ChannelListing,
-                {
-                    "id": uuid7(),
-                    "organization_id": self.channel.organization_id,
-                    "channel_id": self.channel.id,
-                    "sku_id": sku_id,
-                    "external_variant_id": variant,
-                    "external_product_id": product,
-                    "created_at": now,
-                    "updated_at": now,
-                },
-            ).returning(ChannelListing.sku_id)
-        )
-        if inserted is not None:
-            return inserted
-        # Listed meanwhile by someone else: that listing decides from now on.
-        listed: uuid.UUID | None = await self.session.scalar(
-            select(ChannelListing.sku_id).where(
-                ChannelListing.organization_id == self.channel.organization_id,
-                ChannelListing.channel_id == self.channel.id,
-                ChannelListing.external_variant_id == variant,
+        org, channel_id = self.channel.organization_id, self.channel.id
+        rows = [
+            {
+                "id": uuid7(),
+                "organization_id": org,
+                "channel_id": channel_id,
+                "sku_id": new.sku_id,
+                "external_variant_id": variant,
+                "external_product_id": new.line.external_product_id,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for variant, new in first.items()
+        ]
+        inserted = await self.session.execute(
+            insert_ignore(self.session, ChannelListing, rows).returning(
+                ChannelListing.external_variant_id
             )
         )
-        return listed
+        taken = set(first) - {variant for (variant,) in inserted}
+        for variant, new in first.items():
+            if variant not in taken:
+                assert new.sku_id is not None
+                self.listed[variant] = new.sku_id
+        if not taken:
+            return
+        # Listed meanwhile by someone else: that listing decides from now on.
+        existing = await self.session.execute(
+            select(ChannelListing.external_variant_id, ChannelListing.sku_id).where(
+                ChannelListing.organization_id == org,
+                ChannelListing.channel_id == channel_id,
+                _one_of(self.session, ChannelListing.external_variant_id, "variants", taken),
+            )
+        )
+        self.listed.update({variant: sku_id for variant, sku_id in existing if variant})
+        for order in orders:
+            for new in order.lines:
+                variant = new.line.external_variant_id
+                if variant in taken and new is not first[variant]:
+                    new.sku_id = self.listed.get(variant, new.sku_id)
+
+
+async def _lock_levels(
+    session: AsyncSession, org: uuid.UUID, sku_ids: set[uuid.UUID]
+) -> list[StockLevel]:
+    """``InventoryRepository.lock_levels``: every stock row of these SKUs locked in id order,
+    with its warehouse; on PostgreSQL with the ids as one array parameter."""
+    if not sku_ids or dialect_of(session) != "postgresql":
+        return await InventoryRepository(session, org).lock_levels(sku_ids)
+    statement = (
+        select(StockLevel)
+        .join(StockLevel.warehouse)
+        .options(contains_eager(StockLevel.warehouse))
+        .where(
+            StockLevel.organization_id == org,
+            _one_of(session, StockLevel.sku_id, "sku_ids", sorted(sku_ids)),
+        )
+        .order_by(StockLevel.id)
+        .with_for_update(of=StockLevel)
+        .execution_options(populate_existing=True)
+    )
+    return list((await session.scalars(statement)).unique().all())
 
 
 async def _reserve_and_settle(
     session: AsyncSession, channel: Channel, orders: list[_NewOrder]
 ) -> None:
     org = channel.organization_id
-    owing = [order for order in orders if _holds_stock(channel, order.data)]
-    owing_ids = {order.order_id for order in owing}
-    sku_ids = {line.sku_id for order in owing for line in order.lines if line.sku_id}
-    repository = InventoryRepository(session, org)
-    levels = await repository.lock_levels(sku_ids)
+    owing = [order for order in orders if order.holds_stock]
+    sku_ids = {new.sku_id for order in owing for new in order.lines if new.sku_id and new.owed}
+    levels = await _lock_levels(session, org, sku_ids)
     by_sku: dict[uuid.UUID, list[StockLevel]] = defaultdict(list)
     for level in levels:
         by_sku[level.sku_id].append(level)
@@ -329,65 +504,42 @@ async def _reserve_and_settle(
         (level.sku_id, level.warehouse_id): level for level in levels
     }
     now = utcnow()
-    reservations: list[dict[str, object]] = []
-    movements: list[dict[str, object]] = []
+    reservations: list[tuple[Any, ...]] = []
+    movements: list[tuple[Any, ...]] = []
     corrected: dict[uuid.UUID, OrderStatus] = {}
-    for order in orders:
-        status = _final_status(channel, order, owing_units=None)
-        if order.order_id in owing_ids:
-            wanted = missing = 0
-            warehouse = preferred.get(order.data.external_location_id or "")
-            for line in order.lines:
-                owed = _open_units(line.line)
-                if line.sku_id is None or owed <= 0:
-                    continue
-                wanted += owed
-                candidates = [(level, level.warehouse) for level in by_sku.get(line.sku_id, [])]
-                got = 0
-                for allocation in plan_allocation(owed, candidates, warehouse):
-                    level = level_of[(line.sku_id, allocation.warehouse_id)]
-                    # The row is locked: what is planned here is what the UPDATE below will find.
-                    set_committed_value(level, "reserved", level.reserved + allocation.quantity)
-                    reserved[level.id] += allocation.quantity
-                    got += allocation.quantity
-                    reservations.append(
-                        {
-                            "id": uuid7(),
-                            "organization_id": org,
-                            "order_item_id": line.item_id,
-                            "sku_id": line.sku_id,
-                            "warehouse_id": allocation.warehouse_id,
-                            "quantity": allocation.quantity,
-                            "released_at": None,
-                            "consumed_at": None,
-                            "created_at": now,
-                            "updated_at": now,
-                        }
-                    )
-                    movements.append(
-                        {
-                            "id": uuid7(),
-                            "organization_id": org,
-                            "sku_id": line.sku_id,
-                            "warehouse_id": allocation.warehouse_id,
-                            "on_hand_delta": 0,
-                            "reserved_delta": allocation.quantity,
-                            "reason": MovementReason.RESERVATION,
-                            "note": None,
-                            "reference": None,
-                            "order_id": order.order_id,
-                            "created_at": now,
-                        }
-                    )
-                missing += owed - got
-            status = _final_status(channel, order, owing_units=(wanted, missing))
-        if status != _expected_status(channel, order.data):
-            corrected[order.order_id] = status
+    for order in owing:
+        wanted = missing = 0
+        warehouse = preferred.get(order.data.external_location_id or "")
+        for new in order.lines:
+            owed = new.owed
+            if new.sku_id is None or owed <= 0:
+                continue
+            wanted += owed
+            candidates = [(level, level.warehouse) for level in by_sku.get(new.sku_id, [])]
+            got = 0
+            for allocation in plan_allocation(owed, candidates, warehouse):
+                level = level_of[(new.sku_id, allocation.warehouse_id)]
+                # The row is locked: what is planned here is what the UPDATE below will find.
+                set_committed_value(level, "reserved", level.reserved + allocation.quantity)
+                reserved[level.id] += allocation.quantity
+                got += allocation.quantity
+                reservations.append(
+                    (uuid7(), org, new.item_id, new.sku_id, allocation.warehouse_id,
+                     allocation.quantity, None, None, now, now)
+                )  # fmt: skip
+                movements.append(
+                    (uuid7(), org, new.sku_id, allocation.warehouse_id, 0, allocation.quantity,
+                     MovementReason.RESERVATION.value, None, None, order.order_id, now)
+                )  # fmt: skip
+            missing += owed - got
+        if missing:
+            status = order.status_with(wanted, missing)
+            if status != order.status:
+                corrected[order.order_id] = status
 
     await _add_reserved(session, org, {level.id: level for level in levels}, reserved)
-    if reservations:
-        await _insert_many(session, _RESERVATIONS, reservations)
-        await _insert_many(session, _MOVEMENTS, movements)
+    await _insert_many(session, _RESERVATIONS, _RESERVATION_COLUMNS, reservations)
+    await _insert_many(session, _MOVEMENTS, _MOVEMENT_COLUMNS, movements)
     by_status: dict[OrderStatus, list[uuid.UUID]] = defaultdict(list)
     for order_id, status in corrected.items():
         by_status[status].append(order_id)
@@ -400,30 +552,19 @@ async def _reserve_and_settle(
         )
 
 
-async def _insert_many(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
+async def _insert_many(
+    session: AsyncSession, table: Table, columns: Sequence[str], records: list[tuple[Any, ...]]
+) -> None:
     """Insert rows nobody else can have (new ids under orders claimed by this transaction).
     PostgreSQL: one ``COPY`` on the session's own connection and transaction, which skips the
     per-row parameter processing that dominates a page's CPU time; SQLite: ``executemany``."""
-    if not rows:
+    if not records:
         return
     if dialect_of(session) != "postgresql":
-        await session.execute(table.insert(), rows)
+        await session.execute(table.insert(), [dict(zip(columns, r, strict=True)) for r in records])
         return
-    columns = [column.name for column in table.columns]
-    # What the column types would do on the way in: JSON is text to the driver, times are UTC.
-    json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
-    records = [
-        tuple(
-            json.dumps(row.get(name)) if name in json_columns and row.get(name) is not None
-            else row.get(name)
-            for name in columns
-        )
-        for row in rows
-    ]  # fmt: skip
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-        table.name, records=records, columns=columns
+    await (await _driver(session)).copy_records_to_table(
+        table.name, records=records, columns=list(columns)
     )
 
 
@@ -439,54 +580,34 @@ async def _add_reserved(
     amounts = {level_id: units for level_id, units in reserved.items() if units}
     if not amounts:
         return
-    added = case(
-        {level_id: literal(units) for level_id, units in amounts.items()},
-        value=StockLevel.id,
-        else_=literal(0),
-    )
-    rows = await session.execute(
-        update(StockLevel)
-        .where(
-            StockLevel.organization_id == org,
-            StockLevel.id.in_(list(amounts)),
-            StockLevel.on_hand >= StockLevel.reserved + added,
+    if dialect_of(session) == "postgresql":
+        ids = list(amounts)
+        rows = await (await _driver(session)).fetch(
+            _PG_ADD_RESERVED, ids, [amounts[i] for i in ids], utcnow(), org
         )
-        .values(reserved=StockLevel.reserved + added, updated_at=utcnow())
-        .returning(StockLevel.id, StockLevel.reserved)
-        .execution_options(synchronize_session=False)
-    )
-    changed = {row.id: row.reserved for row in rows}
+        changed = {row[0]: row[1] for row in rows}
+    else:
+        added = case(
+            {level_id: literal(units) for level_id, units in amounts.items()},
+            value=StockLevel.id,
+            else_=literal(0),
+        )
+        result = await session.execute(
+            update(StockLevel)
+            .where(
+                StockLevel.organization_id == org,
+                StockLevel.id.in_(list(amounts)),
+                StockLevel.on_hand >= StockLevel.reserved + added,
+            )
+            .values(reserved=StockLevel.reserved + added, updated_at=utcnow())
+            .returning(StockLevel.id, StockLevel.reserved)
+            .execution_options(synchronize_session=False)
+        )
+        changed = {row.id: row.reserved for row in result}
     for level_id in amounts:
         if changed.get(level_id) != levels[level_id].reserved:
             raise AllocationRefused(f"stock level {level_id} changed under its lock")
     await mark_levels(session, org, sorted(amounts))
-
-
-def _shipped_units(line: ChannelOrderLine) -> int:
-    # ``orders.service.shipped_units`` of a new line: nothing recorded in Rappit yet.
-    return min(line.channel_fulfilled_quantity, line.quantity)
-
-
-def _open_units(line: ChannelOrderLine) -> int:
-    return line.quantity - _shipped_units(line)
-
-
-def _final_status(
-    channel: Channel, order: _NewOrder, *, owing_units: tuple[int, int] | None
-) -> OrderStatus:
-    """``OrderService``'s status rule for a new order. ``owing_units`` is (units wanted,
-    units missing) once stock was reserved for an order that owes it."""
-    wanted, missing = owing_units or (0, 0)
-    return order_status(
-        cancelled=order.data.cancelled_at is not None,
-        lines=[
-            (line.line.quantity, _shipped_units(line.line), line.sku_id is not None)
-            for line in order.lines
-        ],
-        holds_stock=_holds_stock(channel, order.data),
-        wanted=wanted,
-        missing=missing,
-    )
 
 
 async def _warehouses_by_location(
@@ -499,7 +620,7 @@ async def _warehouses_by_location(
         select(ChannelLocation.external_location_id, ChannelLocation.warehouse_id).where(
             ChannelLocation.organization_id == channel.organization_id,
             ChannelLocation.channel_id == channel.id,
-            ChannelLocation.external_location_id.in_(locations),
+            _one_of(session, ChannelLocation.external_location_id, "locations", locations),
         )
     )
     return {location: warehouse for location, warehouse in rows if location}

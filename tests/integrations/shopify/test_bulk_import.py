@@ -6,6 +6,7 @@ fails the run, and a webhook after the import still makes one order."""
 
 from __future__ import annotations
 
+import gc
 import json
 import uuid
 from collections import defaultdict
@@ -639,3 +640,14 @@ async def test_an_import_then_a_webhook_keeps_one_order(
             select(func.count()).select_from(Order).where(Order.external_order_id == str(newest.id))
         )
     assert same == 1
+
+
+def test_what_the_process_held_is_frozen_only_while_imports_run() -> None:
+    assert gc.get_freeze_count() == 0
+    with bulk_import._long_lived_objects_frozen():
+        assert gc.get_freeze_count() > 0
+        with pytest.raises(RuntimeError), bulk_import._long_lived_objects_frozen():
+            # A second import in the process, ending (here by failing) before the first.
+            raise RuntimeError("import failed")
+        assert gc.get_freeze_count() > 0  # still frozen for the first
+    assert gc.get_freeze_count() == 0

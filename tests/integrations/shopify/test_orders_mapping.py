@@ -169,6 +169,9 @@ def test_financial_status(status: str, expected: PaymentStatus) -> None:
         ({"updated_at": "2026-03-01T12:00:00"}, "no UTC offset"),
         ({"total_price": "lots"}, "not an amount"),
         ({"line_items": [{"quantity": 1}]}, "line item has no id"),
+        ({"id": "9" * 65}, "external_order_id\n  String should have at most 64 characters"),
+        ({"line_items": [{"id": "", "quantity": 1}]}, "String should have at least 1 character"),
+        ({"currency": "EURO"}, "currency\n  String should have at most 3 characters"),
     ],
 )
 def test_broken_payloads_are_refused(change: dict[str, object], message: str) -> None:
