@@ -23,6 +23,7 @@ what it read and what the channel refused. Which target serves which channel typ
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -127,6 +128,8 @@ class ChannelPush:
         self.claim_limit = claim_limit
         self.max_rounds = max_rounds
         self.counts: Counter[str] = Counter()
+        # When the claims were last renewed (a long push renews them as it goes).
+        self.touched = time.monotonic()
 
     def _repository(self, session: AsyncSession) -> PushRepository:
         return PushRepository(session, self.organization_id, self.channel_id, self.claimant)
@@ -144,7 +147,8 @@ class ChannelPush:
             self.counts["rounds"] += 1
             self.counts["claimed"] += len(claimed)
             async with self.sessionmaker() as session:
-                planned = await self._repository(session).plan()
+                planned = await self._repository(session).plan(claimed)
+            self.touched = time.monotonic()
             await self._push(target, self._levels_to_push(planned), round_number)
             async with unit_of_work(self.sessionmaker) as session:
                 self.counts["cleared"] += await self._repository(session).settle(claimed)
@@ -194,7 +198,9 @@ class ChannelPush:
             async with unit_of_work(self.sessionmaker) as session:
                 repository = self._repository(session)
                 await repository.record(result.pushed, result.seen)
-                await repository.touch_claims()
+                if time.monotonic() - self.touched > self.claim_timeout_s / 4:
+                    await repository.touch_claims()
+                    self.touched = time.monotonic()
             self.counts["pushed"] += len(result.pushed)
             self.counts["refused"] += len(result.refused)
             self.counts["calls"] += result.calls

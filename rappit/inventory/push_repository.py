@@ -7,16 +7,18 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, delete, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rappit.kit.db import dialect_of
 from rappit.kit.ids import uuid7
-from rappit.kit.types import utcnow
+from rappit.kit.types import UtcDateTime, utcnow
 from rappit.models import (
+    Base,
     ChannelListing,
     ChannelLocation,
     InventoryPushMark,
@@ -35,7 +37,7 @@ LevelKey = tuple[str, str]
 # parameters per statement).
 _CHUNK = 300
 
-_PUSHED = PushedInventoryLevel.__table__
+_PUSHED = Base.metadata.tables[PushedInventoryLevel.__tablename__]
 _LEVEL_KEY = ["channel_id", "external_inventory_item_id", "external_location_id"]
 
 
@@ -58,8 +60,33 @@ def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterable[Sequence[T]]:
         yield items[start : start + size]
 
 
+_MARKS = Base.metadata.tables[InventoryPushMark.__tablename__]
+# One mark by its primary key, for executemany: every statement an index lookup, whatever the
+# table's statistics say. Marks come and go in bulk, so the planner's idea of the table's size
+# is often wrong, and a plan built on it must not become a scan per row.
+_BY_KEY = and_(
+    _MARKS.c.channel_id == bindparam("k_channel"),
+    _MARKS.c.sku_id == bindparam("k_sku"),
+    _MARKS.c.channel_location_id == bindparam("k_location"),
+)
+_SET_CLAIM = (
+    update(_MARKS)
+    .where(_BY_KEY)
+    .values(claimed_by=bindparam("v_by"), claimed_at=bindparam("v_at", type_=UtcDateTime()))
+)
+_DELETE = delete(_MARKS).where(_BY_KEY)
+# Rows per IN list where the plan reads related rows.
+_READ_CHUNK = 1000
+
+
 class PushRepository:
-    """One channel's marks, as seen by one push job (``claimant``, its job id)."""
+    """One channel's marks, as seen by one push job (``claimant``, its job id).
+
+    A push never waits for a mark: a stock transaction can hold one (bumping its version)
+    while it waits for stock rows or other marks, and a push waiting for it in turn could close
+    a deadlock. So the push locks marks with ``FOR UPDATE SKIP LOCKED`` in one pass over the
+    channel's marks, then changes exactly the rows it locked, one primary-key statement each
+    (executemany). What it skipped is dealt with later (``leftovers``)."""
 
     def __init__(
         self,
@@ -79,156 +106,156 @@ class PushRepository:
             InventoryPushMark.channel_id == self.channel_id,
         )
 
-    def _unlocked(self, *conditions: Any) -> Any:
-        """The channel's marks matching ``conditions`` that no other transaction holds right
-        now. Every write of a push goes through this: a stock transaction can hold a mark
-        (bumping its version) while it waits for stock rows or other marks, so a push that
-        waited for it in turn could close a deadlock. What it skips is dealt with later."""
+    async def _lock(
+        self, *conditions: Any, limit: int | None = None
+    ) -> dict[MarkKey, tuple[int, str | None]]:
+        """Lock the channel's marks matching ``conditions`` that no other transaction holds;
+        answers each one's version and claimant."""
         mark = InventoryPushMark
-        keys = (
-            select(mark.sku_id, mark.channel_location_id)
+        statement = (
+            select(mark.sku_id, mark.channel_location_id, mark.version, mark.claimed_by)
             .where(self._of_channel(), *conditions)
             .with_for_update(skip_locked=True)
         )
-        return and_(self._of_channel(), tuple_(mark.sku_id, mark.channel_location_id).in_(keys))
+        if limit is not None:
+            statement = statement.order_by(mark.sku_id, mark.channel_location_id).limit(limit)
+        rows = await self.session.execute(statement)
+        return {(sku, location): (version, by) for sku, location, version, by in rows}
+
+    def _keys(self, keys: Iterable[MarkKey], **values: Any) -> list[dict[str, Any]]:
+        return [
+            {"k_channel": self.channel_id, "k_sku": sku, "k_location": location, **values}
+            for sku, location in keys
+        ]
+
+    async def _set_claim(self, keys: Sequence[MarkKey], by: str | None, at: Any) -> None:
+        if keys:
+            await self.session.execute(_SET_CLAIM, self._keys(keys, v_by=by, v_at=at))
+
+    async def _delete(self, keys: Sequence[MarkKey]) -> None:
+        if keys:
+            await self.session.execute(_DELETE, self._keys(keys))
 
     async def claim(self, *, limit: int, claim_timeout_s: int) -> dict[MarkKey, int]:
         """Take up to ``limit`` of the channel's marks: unclaimed ones, this job's own (a retry
         of it) and ones whose claim expired (their job died). Returns each mark's version.
 
-        PostgreSQL skips rows a stock transaction is marking right now; that transaction sends
-        a job of its own after it commits."""
+        Marks a stock transaction holds right now are skipped; it sends a job of its own after
+        it commits."""
         mark = InventoryPushMark
         now = utcnow()
-        due = (
-            select(mark.sku_id, mark.channel_location_id)
-            .where(
-                self._of_channel(),
-                or_(
-                    mark.claimed_by.is_(None),
-                    mark.claimed_by == self.claimant,
-                    mark.claimed_at < now - timedelta(seconds=claim_timeout_s),
-                ),
-            )
-            .order_by(mark.sku_id, mark.channel_location_id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+        locked = await self._lock(
+            or_(
+                mark.claimed_by.is_(None),
+                mark.claimed_by == self.claimant,
+                mark.claimed_at < now - timedelta(seconds=claim_timeout_s),
+            ),
+            limit=limit,
         )
-        rows = await self.session.execute(
-            update(mark)
-            .where(self._of_channel(), tuple_(mark.sku_id, mark.channel_location_id).in_(due))
-            .values(claimed_by=self.claimant, claimed_at=now)
-            .returning(mark.sku_id, mark.channel_location_id, mark.version)
-            .execution_options(synchronize_session=False)
-        )
-        return {(sku_id, location_id): version for sku_id, location_id, version in rows}
+        await self._set_claim(sorted(locked), self.claimant, now)
+        return {key: version for key, (version, _) in locked.items()}
 
-    async def plan(self) -> list[PlannedLevel]:
-        """The channel levels of this job's claimed marks, with Rappit's available (read now,
+    async def plan(self, claimed: Iterable[MarkKey]) -> list[PlannedLevel]:
+        """The channel levels of these claimed marks, with Rappit's available (read now,
         after the claim: a change after this read bumps the mark's version, so it is pushed
-        again) and the channel's last known figure."""
-        mark, location, listing = InventoryPushMark, ChannelLocation, ChannelListing
-        level, pushed = StockLevel, PushedInventoryLevel
-        rows = await self.session.execute(
-            select(
-                mark.sku_id,
-                mark.channel_location_id,
-                listing.external_inventory_item_id,
-                location.external_location_id,
-                location.stock_master,
-                level.on_hand,
-                level.reserved,
-                pushed.channel_quantity,
+        again) and the channel's last known figure.
+
+        Read as a few lookups by key lists and joined here rather than as one many-way join:
+        each lookup stays an index read however the planner sees the tables."""
+        keys = sorted(claimed)
+        locations = {
+            row.id: row
+            for row in await self.session.scalars(
+                select(ChannelLocation).where(
+                    ChannelLocation.organization_id == self.organization_id,
+                    ChannelLocation.channel_id == self.channel_id,
+                )
             )
-            .select_from(mark)
-            .join(location, location.id == mark.channel_location_id)
-            .outerjoin(
-                listing,
-                and_(
-                    listing.organization_id == mark.organization_id,
-                    listing.channel_id == mark.channel_id,
-                    listing.sku_id == mark.sku_id,
-                    listing.external_inventory_item_id.is_not(None),
-                ),
+        }
+        planned: list[PlannedLevel] = []
+        for chunk in _chunks(keys, _READ_CHUNK):
+            skus = sorted({sku for sku, _ in chunk})
+            warehouses = sorted(
+                {locations[loc].warehouse_id for _, loc in chunk if loc in locations}
             )
-            .outerjoin(
-                level,
-                and_(
-                    level.organization_id == mark.organization_id,
-                    level.sku_id == mark.sku_id,
-                    level.warehouse_id == location.warehouse_id,
-                ),
-            )
-            .outerjoin(
-                pushed,
-                and_(
-                    pushed.channel_id == mark.channel_id,
-                    pushed.external_inventory_item_id == listing.external_inventory_item_id,
-                    pushed.external_location_id == location.external_location_id,
-                ),
-            )
-            .where(self._of_channel(), mark.claimed_by == self.claimant)
-            .order_by(listing.external_inventory_item_id, location.external_location_id)
-        )
-        return [
-            PlannedLevel(
-                mark=(sku_id, location_id),
-                inventory_item_id=item_id,
-                location_id=external_location_id,
-                stock_master=stock_master,
-                available=(on_hand or 0) - (reserved or 0),
-                known=known,
-            )
-            for (
-                sku_id,
-                location_id,
-                item_id,
-                external_location_id,
-                stock_master,
-                on_hand,
-                reserved,
-                known,
-            ) in rows
-        ]
+            items: dict[uuid.UUID, list[str]] = {}
+            for sku, item in await self.session.execute(
+                select(ChannelListing.sku_id, ChannelListing.external_inventory_item_id).where(
+                    ChannelListing.organization_id == self.organization_id,
+                    ChannelListing.channel_id == self.channel_id,
+                    ChannelListing.sku_id.in_(skus),
+                    ChannelListing.external_inventory_item_id.is_not(None),
+                )
+            ):
+                items.setdefault(sku, []).append(str(item))
+            stock = {
+                (sku, warehouse): on_hand - reserved
+                for sku, warehouse, on_hand, reserved in await self.session.execute(
+                    select(
+                        StockLevel.sku_id,
+                        StockLevel.warehouse_id,
+                        StockLevel.on_hand,
+                        StockLevel.reserved,
+                    ).where(
+                        StockLevel.organization_id == self.organization_id,
+                        StockLevel.sku_id.in_(skus),
+                        StockLevel.warehouse_id.in_(warehouses),
+                    )
+                )
+            }
+            item_ids = sorted({item for found in items.values() for item in found})
+            known: dict[LevelKey, int | None] = {}
+            if item_ids:
+                rows = await self.session.execute(
+                    select(
+                        PushedInventoryLevel.external_inventory_item_id,
+                        PushedInventoryLevel.external_location_id,
+                        PushedInventoryLevel.channel_quantity,
+                    ).where(
+                        PushedInventoryLevel.organization_id == self.organization_id,
+                        PushedInventoryLevel.channel_id == self.channel_id,
+                        PushedInventoryLevel.external_inventory_item_id.in_(item_ids),
+                    )
+                )
+                known = {(item, location): quantity for item, location, quantity in rows}
+            for sku, location_id in chunk:
+                location = locations.get(location_id)
+                if location is None:
+                    continue  # unmapped since: the mark went with it
+                available = stock.get((sku, location.warehouse_id), 0)
+                # No listing with an inventory item any more: one row says so.
+                listed: list[str | None] = [*items.get(sku, [])] or [None]
+                for item in listed:
+                    planned.append(
+                        PlannedLevel(
+                            mark=(sku, location_id),
+                            inventory_item_id=item,
+                            location_id=location.external_location_id,
+                            stock_master=location.stock_master,
+                            available=available,
+                            known=None
+                            if item is None
+                            else known.get((item, location.external_location_id)),
+                        )
+                    )
+        return planned
 
     async def touch_claims(self) -> None:
-        """A long push renews its claims as it goes, so they never look abandoned."""
-        await self.session.execute(
-            update(InventoryPushMark)
-            .where(self._unlocked(InventoryPushMark.claimed_by == self.claimant))
-            .values(claimed_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
+        """A long push renews its claims now and then, so they never look abandoned."""
+        held = await self._lock(InventoryPushMark.claimed_by == self.claimant)
+        await self._set_claim(sorted(held), self.claimant, utcnow())
 
     async def settle(self, claimed: dict[MarkKey, int]) -> int:
         """Remove the claimed marks still at the version claimed (their level was pushed or
-        needed nothing), then release this job's other claims: those changed while it pushed
-        and are due again. Marks a stock transaction holds right now are changing anyway: they
-        stay claimed (``leftovers``). Returns how many marks were removed."""
-        mark = InventoryPushMark
-        removed = 0
-        keys = sorted((sku, location, version) for (sku, location), version in claimed.items())
-        for chunk in _chunks(keys):
-            result = await self.session.execute(
-                delete(mark)
-                .where(
-                    self._unlocked(
-                        mark.claimed_by == self.claimant,
-                        tuple_(mark.sku_id, mark.channel_location_id, mark.version).in_(
-                            list(chunk)
-                        ),
-                    )
-                )
-                .execution_options(synchronize_session=False)
-            )
-            removed += int(result.rowcount)  # type: ignore[attr-defined]
-        await self.session.execute(
-            update(mark)
-            .where(self._unlocked(mark.claimed_by == self.claimant))
-            .values(claimed_by=None, claimed_at=None)
-            .execution_options(synchronize_session=False)
-        )
-        return removed
+        needed nothing) and release the others: they changed while the job pushed and are due
+        again. Marks a stock transaction holds right now are changing anyway: they stay claimed
+        (``leftovers``). Returns how many marks were removed."""
+        held = await self._lock(InventoryPushMark.claimed_by == self.claimant)
+        done = sorted(key for key, (version, _) in held.items() if claimed.get(key) == version)
+        again = sorted(key for key, (version, _) in held.items() if claimed.get(key) != version)
+        await self._delete(done)
+        await self._set_claim(again, None, None)
+        return len(done)
 
     async def leftovers(self) -> list[MarkKey]:
         """This job's claims that ``settle`` had to leave (a stock transaction held them)."""
@@ -257,13 +284,10 @@ class PushRepository:
         )
 
     async def drop(self) -> int:
-        """Remove every mark of the channel (it is disconnected, or nothing can push to it)."""
-        result = await self.session.execute(
-            delete(InventoryPushMark)
-            .where(self._unlocked())
-            .execution_options(synchronize_session=False)
-        )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        """Remove the channel's marks (it is disconnected, or nothing can push to it)."""
+        held = await self._lock()
+        await self._delete(sorted(held))
+        return len(held)
 
     async def record(self, pushed: dict[LevelKey, int], seen: dict[LevelKey, int]) -> None:
         """What the channel shows now: ``pushed`` levels were set by this push (the value an
@@ -305,23 +329,26 @@ async def record_levels(
             "updated_at": now,
         }
 
-    insert = _insert(session)
-    fields = {
-        True: ("last_pushed", "pushed_at", "channel_quantity", "channel_quantity_at"),
-        False: ("channel_quantity", "channel_quantity_at"),
-    }
     for was_pushed, levels in (
         (True, pushed),
         (False, {key: value for key, value in seen.items() if key not in pushed}),
     ):
         rows = [values(key, quantity, was_pushed) for key, quantity in sorted(levels.items())]
-        for chunk in _chunks(rows, 250):
-            statement = insert(_PUSHED).values(list(chunk))
-            set_ = {name: statement.excluded[name] for name in fields[was_pushed]}
-            set_["updated_at"] = statement.excluded.updated_at
-            await session.execute(
-                statement.on_conflict_do_update(index_elements=_LEVEL_KEY, set_=set_)
-            )
+        if rows:
+            # One statement, many parameter sets (executemany): compiled once, cached.
+            await session.execute(_upsert_levels(dialect_of(session), was_pushed), rows)
+
+
+@cache
+def _upsert_levels(dialect: str, was_pushed: bool) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(_PUSHED)
+    fields = ["channel_quantity", "channel_quantity_at", "updated_at"]
+    if was_pushed:
+        fields += ["last_pushed", "pushed_at"]
+    return statement.on_conflict_do_update(
+        index_elements=_LEVEL_KEY, set_={name: statement.excluded[name] for name in fields}
+    )
 
 
 async def pushed_level(
