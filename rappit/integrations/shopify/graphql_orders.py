@@ -139,7 +139,7 @@ def legacy_id(gid: Any) -> int | None:
     """``gid://shopify/Order/123`` (or ``.../InventoryLevel/1?inventory_item_id=2``) → 123."""
     if not isinstance(gid, str) or not gid.startswith("gid://shopify/"):
         return None
-    tail = gid.rsplit("/", 1)[-1].split("?", 1)[0]
+    tail = gid[gid.rfind("/") + 1 :].partition("?")[0]
     return int(tail) if tail.isdigit() else None
 
 
@@ -147,8 +147,7 @@ def rest_time(value: Any, zone: tzinfo) -> str | None:
     """A GraphQL ``DateTime`` written as REST writes it: ISO 8601 in the shop's zone, seconds."""
     if not isinstance(value, str) or not value:
         return None
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return moment.astimezone(zone).isoformat()
+    return datetime.fromisoformat(value).astimezone(zone).isoformat()  # reads "Z" since 3.11
 
 
 def _amount(bag: Any) -> str | None:
@@ -161,14 +160,19 @@ def _amount(bag: Any) -> str | None:
 def _money_set(bag: Any) -> dict[str, Any] | None:
     if not isinstance(bag, dict):
         return None
-    return {
-        rest: {"amount": money.get("amount"), "currency_code": money.get("currencyCode")}
-        for graphql, rest in (
-            ("shopMoney", "shop_money"),
-            ("presentmentMoney", "presentment_money"),
-        )
-        if isinstance(money := bag.get(graphql), dict)
-    }
+    money_set = {}
+    shop, presentment = bag.get("shopMoney"), bag.get("presentmentMoney")
+    if isinstance(shop, dict):
+        money_set["shop_money"] = {
+            "amount": shop.get("amount"),
+            "currency_code": shop.get("currencyCode"),
+        }
+    if isinstance(presentment, dict):
+        money_set["presentment_money"] = {
+            "amount": presentment.get("amount"),
+            "currency_code": presentment.get("currencyCode"),
+        }
+    return money_set
 
 
 def _lower(value: Any) -> str | None:

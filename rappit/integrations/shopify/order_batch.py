@@ -30,7 +30,7 @@ import json
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
 
@@ -106,6 +106,7 @@ _ORDER_VALUES = (
     "details",
 )  # fmt: skip
 _ORDER_JSON = frozenset({"customer", "shipping_address", "billing_address", "details"})
+_STATUS = _ORDER_VALUES.index("status")
 _ITEM_COLUMNS = (
     "id", "organization_id", "order_id", "external_item_id", "external_product_id",
     "external_variant_id", "sku_code", "sku_id", "title", "quantity", "fulfilled_quantity",
@@ -161,7 +162,8 @@ class AllocationRefused(RuntimeError):
 class _NewLine:
     item_id: uuid.UUID
     line: ChannelOrderLine
-    sku_id: uuid.UUID | None
+    # Set when the page is applied (SKUs are looked up then).
+    sku_id: uuid.UUID | None = None
 
     @property
     def shipped(self) -> int:
@@ -177,9 +179,13 @@ class _NewLine:
 class _NewOrder:
     order_id: uuid.UUID
     data: ChannelOrder
-    holds_stock: bool
-    lines: list[_NewLine] = field(default_factory=list)
-    # The status it is written with: what it will be unless stock runs short.
+    lines: list[_NewLine]
+    # The row's values but the status (``_ORDER_VALUES`` without "status"), as PostgreSQL
+    # takes them: JSON as text, amounts at the column's scale.
+    values: tuple[Any, ...]
+    # Set when the page is applied: whether it owes stock, and the status it is written with
+    # (what it will be unless stock runs short).
+    holds_stock: bool = False
     status: OrderStatus = OrderStatus.PENDING
 
     def status_with(self, wanted: int, missing: int) -> OrderStatus:
@@ -192,27 +198,79 @@ class _NewOrder:
         )
 
 
+@dataclass(frozen=True)
+class PreparedOrders:
+    """A page of channel orders made ready to apply, with everything that needs no database
+    done: ids, lines (a repeated line id: the first one wins), the row values. The import
+    prepares the next page while the database writes the current one."""
+
+    fresh: list[_NewOrder]
+    # The same order again later in the page: applied after the first, as an update.
+    repeats: list[ChannelOrder]
+
+    def __len__(self) -> int:
+        return len(self.fresh) + len(self.repeats)
+
+
+def prepare_orders(orders: Sequence[ChannelOrder]) -> PreparedOrders:
+    fresh: dict[str, _NewOrder] = {}
+    repeats: list[ChannelOrder] = []
+    for data in orders:
+        if data.external_order_id in fresh:
+            repeats.append(data)
+        else:
+            fresh[data.external_order_id] = _new_order(data)
+    return PreparedOrders(list(fresh.values()), repeats)
+
+
+def _new_order(data: ChannelOrder) -> _NewOrder:
+    lines: list[_NewLine] = []
+    seen: set[str] = set()
+    for line in data.lines:
+        if line.external_item_id not in seen:  # a channel never repeats a line id
+            seen.add(line.external_item_id)
+            lines.append(_NewLine(uuid7(), line))
+    customer_id = (data.customer or {}).get("id")
+    values = (
+        uuid7(),
+        data.external_order_id,
+        data.name,
+        data.payment_status.value,
+        data.fulfillment_status,
+        data.currency,
+        _money(data.total_price),
+        _json_text(data.customer),
+        str(customer_id) if customer_id is not None else None,
+        _json_text(data.shipping_address),
+        _json_text(data.billing_address),
+        data.external_location_id,
+        data.updated_at,
+        data.cancelled_at,
+        data.is_test,
+        _json_text(data.details),
+    )
+    return _NewOrder(values[0], data, lines, values)
+
+
 async def apply_orders(
-    session: AsyncSession, channel: Channel, orders: Sequence[ChannelOrder]
+    session: AsyncSession, channel: Channel, orders: Sequence[ChannelOrder] | PreparedOrders
 ) -> Counter[str]:
     """Create or update these orders of ``channel`` (in the caller's transaction) and count
     what happened: created, updated, unchanged (stale)."""
+    page = orders if isinstance(orders, PreparedOrders) else prepare_orders(orders)
     counts: Counter[str] = Counter()
-    one_by_one: list[ChannelOrder] = []
-    fresh: dict[str, ChannelOrder] = {}
-    for data in orders:
-        if data.external_order_id in fresh:
-            one_by_one.append(data)  # the same order twice in one page: the second updates
-        else:
-            fresh[data.external_order_id] = data
     resolver = _SkuResolver(session, channel)
-    await resolver.load([line for data in fresh.values() for line in data.lines])
-    planned = [_plan(channel, data, resolver) for data in fresh.values()]
+    await resolver.load([new.line for order in page.fresh for new in order.lines])
+    for order in page.fresh:
+        order.holds_stock = _holds_stock(channel, order.data)
+        for new_line in order.lines:
+            new_line.sku_id = resolver.lookup(new_line.line)
+        order.status = order.status_with(wanted=0, missing=0)
     # The insert itself tells which orders are new: a row that exists already (a webhook, a
     # poll, an earlier attempt) is not inserted, and that order takes the one-by-one path.
-    created = await _claim_rows(session, channel, planned)
-    new = [order for order in planned if order.order_id in created]
-    one_by_one = [o.data for o in planned if o.order_id not in created] + one_by_one
+    created = await _claim_rows(session, channel, page.fresh)
+    new = [order for order in page.fresh if order.order_id in created]
+    one_by_one = [o.data for o in page.fresh if o.order_id not in created] + page.repeats
 
     service = OrderService(session, channel.organization_id)
     for data in one_by_one:
@@ -238,19 +296,6 @@ def _holds_stock(channel: Channel, data: ChannelOrder) -> bool:
     )
 
 
-def _plan(channel: Channel, data: ChannelOrder, resolver: _SkuResolver) -> _NewOrder:
-    """The order's ids, its lines with their SKUs, and the status it is written with."""
-    order = _NewOrder(uuid7(), data, _holds_stock(channel, data))
-    seen: set[str] = set()
-    for line in data.lines:
-        if line.external_item_id in seen:
-            continue  # a channel never repeats a line id; if it does, the first one wins
-        seen.add(line.external_item_id)
-        order.lines.append(_NewLine(uuid7(), line, resolver.lookup(line)))
-    order.status = order.status_with(wanted=0, missing=0)
-    return order
-
-
 async def _claim_rows(
     session: AsyncSession, channel: Channel, orders: list[_NewOrder]
 ) -> set[uuid.UUID]:
@@ -258,10 +303,10 @@ async def _claim_rows(
     if not orders:
         return set()
     now = utcnow()
-    postgres = dialect_of(session) == "postgresql"
-    values = [_order_values(order, postgres) for order in orders]
-    if postgres:
-        columns: list[list[Any]] = [list(column) for column in zip(*values, strict=True)]
+    values = (order.values for order in orders)
+    columns: list[list[Any]] = [list(column) for column in zip(*values, strict=True)]
+    columns.insert(_STATUS, [order.status.value for order in orders])
+    if dialect_of(session) == "postgresql":
         rows = await (await _driver(session)).fetch(
             _PG_CLAIM, channel.organization_id, channel.id, now, *columns
         )
@@ -272,40 +317,21 @@ async def _claim_rows(
         "created_at": now,
         "updated_at": now,
     }
-    claimed = await session.execute(
-        _SQLITE_CLAIM, [dict(zip(_ORDER_VALUES, row, strict=True), **common) for row in values]
-    )
+    rows_in = [
+        dict(zip(_ORDER_VALUES, row, strict=True), **common) for row in zip(*columns, strict=True)
+    ]
+    for row, order in zip(rows_in, orders, strict=True):
+        # The column types write these on SQLite: the values themselves, not PostgreSQL's text.
+        data = order.data
+        row.update(
+            total_price=data.total_price,
+            customer=data.customer,
+            shipping_address=data.shipping_address,
+            billing_address=data.billing_address,
+            details=data.details,
+        )
+    claimed = await session.execute(_SQLITE_CLAIM, rows_in)
     return {order_id for (order_id,) in claimed}
-
-
-def _order_values(order: _NewOrder, postgres: bool) -> tuple[Any, ...]:
-    data = order.data
-    customer_id = (data.customer or {}).get("id")
-    values = (
-        order.order_id,
-        data.external_order_id,
-        data.name,
-        order.status.value,
-        data.payment_status.value,
-        data.fulfillment_status,
-        data.currency,
-        _money(data.total_price) if postgres else data.total_price,
-        data.customer,
-        str(customer_id) if customer_id is not None else None,
-        data.shipping_address,
-        data.billing_address,
-        data.external_location_id,
-        data.updated_at,
-        data.cancelled_at,
-        data.is_test,
-        data.details,
-    )
-    if not postgres:
-        return values  # the column types serialise the JSON
-    return tuple(
-        _json_text(value) if name in _ORDER_JSON else value
-        for name, value in zip(_ORDER_VALUES, values, strict=True)
-    )
 
 
 def _json_text(value: Any) -> str:

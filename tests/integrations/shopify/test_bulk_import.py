@@ -642,12 +642,16 @@ async def test_an_import_then_a_webhook_keeps_one_order(
     assert same == 1
 
 
-def test_what_the_process_held_is_frozen_only_while_imports_run() -> None:
+def test_the_collector_is_set_for_imports_only_while_they_run() -> None:
+    thresholds = gc.get_threshold()
     assert gc.get_freeze_count() == 0
-    with bulk_import._long_lived_objects_frozen():
+    with bulk_import._collector_set_for_import():
         assert gc.get_freeze_count() > 0
-        with pytest.raises(RuntimeError), bulk_import._long_lived_objects_frozen():
+        assert gc.get_threshold() == (bulk_import.IMPORT_GC_YOUNG_THRESHOLD, *thresholds[1:])
+        with pytest.raises(RuntimeError), bulk_import._collector_set_for_import():
             # A second import in the process, ending (here by failing) before the first.
             raise RuntimeError("import failed")
-        assert gc.get_freeze_count() > 0  # still frozen for the first
+        assert gc.get_freeze_count() > 0  # still set for the first
+        assert gc.get_threshold()[0] == bulk_import.IMPORT_GC_YOUNG_THRESHOLD
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == thresholds
