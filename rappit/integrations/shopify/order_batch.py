@@ -140,6 +140,11 @@ FROM unnest({
 ON CONFLICT DO NOTHING
 RETURNING id
 """
+_PG_LISTED = """
+SELECT external_variant_id, sku_id FROM channel_listings
+WHERE organization_id = $1 AND channel_id = $2 AND external_variant_id = ANY($3::text[])
+"""
+_PG_SKUS = "SELECT code, id FROM skus WHERE organization_id = $1 AND code = ANY($2::text[])"
 _PG_ADD_RESERVED = """
 UPDATE stock_levels AS s
 SET reserved = s.reserved + v.units, updated_at = $3
@@ -413,22 +418,31 @@ class _SkuResolver:
         org, channel_id = self.channel.organization_id, self.channel.id
         variants = sorted({line.external_variant_id for line in lines if line.external_variant_id})
         codes = sorted({(line.sku or "").strip() for line in lines} - {""})
+        if dialect_of(self.session) == "postgresql":
+            # Straight to the driver: a page's lookups are small, and SQLAlchemy's statement
+            # and result handling would cost more than the database does.
+            driver = await _driver(self.session)
+            if variants:
+                rows = await driver.fetch(_PG_LISTED, org, channel_id, variants)
+                self.listed.update({row[0]: row[1] for row in rows})
+            if codes:
+                rows = await driver.fetch(_PG_SKUS, org, codes)
+                self.by_code.update({row[0]: row[1] for row in rows})
+            return
         if variants:
-            rows = await self.session.execute(
+            listed = await self.session.execute(
                 select(ChannelListing.external_variant_id, ChannelListing.sku_id).where(
                     ChannelListing.organization_id == org,
                     ChannelListing.channel_id == channel_id,
-                    _one_of(self.session, ChannelListing.external_variant_id, "variants", variants),
+                    ChannelListing.external_variant_id.in_(variants),
                 )
             )
-            self.listed.update({variant: sku_id for variant, sku_id in rows if variant})
+            self.listed.update({variant: sku_id for variant, sku_id in listed if variant})
         if codes:
-            rows = await self.session.execute(
-                select(Sku.code, Sku.id).where(
-                    Sku.organization_id == org, _one_of(self.session, Sku.code, "codes", codes)
-                )
+            coded = await self.session.execute(
+                select(Sku.code, Sku.id).where(Sku.organization_id == org, Sku.code.in_(codes))
             )
-            self.by_code.update({code: sku_id for code, sku_id in rows if code})
+            self.by_code.update({code: sku_id for code, sku_id in coded if code})
 
     def lookup(self, line: ChannelOrderLine) -> uuid.UUID | None:
         variant = line.external_variant_id
