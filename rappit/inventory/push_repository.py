@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, bindparam, delete, or_, select, update
+from sqlalchemy import and_, bindparam, delete, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -122,6 +122,14 @@ class PushRepository:
         rows = await self.session.execute(statement)
         return {(sku, location): (version, by) for sku, location, version, by in rows}
 
+    async def _custom_plans(self) -> None:
+        """PostgreSQL: plan each execution with its own parameters. A prepared statement run
+        many times (executemany) otherwise gets a generic plan, kept for the connection's
+        life, made while the marks table looked empty: a scan per row once it holds
+        thousands."""
+        if dialect_of(self.session) == "postgresql":
+            await self.session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+
     def _keys(self, keys: Iterable[MarkKey], **values: Any) -> list[dict[str, Any]]:
         return [
             {"k_channel": self.channel_id, "k_sku": sku, "k_location": location, **values}
@@ -142,6 +150,7 @@ class PushRepository:
 
         Marks a stock transaction holds right now are skipped; it sends a job of its own after
         it commits."""
+        await self._custom_plans()
         mark = InventoryPushMark
         now = utcnow()
         locked = await self._lock(
@@ -162,6 +171,7 @@ class PushRepository:
 
         Read as a few lookups by key lists and joined here rather than as one many-way join:
         each lookup stays an index read however the planner sees the tables."""
+        await self._custom_plans()
         keys = sorted(claimed)
         locations = {
             row.id: row
@@ -242,6 +252,7 @@ class PushRepository:
 
     async def touch_claims(self) -> None:
         """A long push renews its claims now and then, so they never look abandoned."""
+        await self._custom_plans()
         held = await self._lock(InventoryPushMark.claimed_by == self.claimant)
         await self._set_claim(sorted(held), self.claimant, utcnow())
 
@@ -250,6 +261,7 @@ class PushRepository:
         needed nothing) and release the others: they changed while the job pushed and are due
         again. Marks a stock transaction holds right now are changing anyway: they stay claimed
         (``leftovers``). Returns how many marks were removed."""
+        await self._custom_plans()
         held = await self._lock(InventoryPushMark.claimed_by == self.claimant)
         done = sorted(key for key, (version, _) in held.items() if claimed.get(key) == version)
         again = sorted(key for key, (version, _) in held.items() if claimed.get(key) != version)
@@ -285,6 +297,7 @@ class PushRepository:
 
     async def drop(self) -> int:
         """Remove the channel's marks (it is disconnected, or nothing can push to it)."""
+        await self._custom_plans()
         held = await self._lock()
         await self._delete(sorted(held))
         return len(held)
