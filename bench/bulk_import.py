@@ -61,7 +61,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from rappit import __version__
-from rappit.integrations.shopify import bulk_import
+from rappit.integrations.shopify import bulk_import, bulk_reader
 from rappit.integrations.shopify import sync as shopify_sync
 from rappit.integrations.shopify.graphql_orders import rest_order, shop_zone
 from rappit.integrations.shopify.orders import map_order
@@ -255,9 +255,9 @@ async def baseline(url: str, *, mapped: bool) -> tuple[float, int, int]:
         page.clear()
 
     started = time.perf_counter()
-    async with httpx.AsyncClient(timeout=bulk_import.DOWNLOAD_TIMEOUT) as http:
+    async with httpx.AsyncClient(timeout=bulk_reader.DOWNLOAD_TIMEOUT) as http:
         # The import's own reader: streamed, split and parsed exactly as it does.
-        async for batch in bulk_import._lines(http, url, 0):
+        async for batch in bulk_reader.lines(http, url, 0):
             for _, line in batch:
                 lines += 1
                 if "__parentId" in line:
@@ -265,7 +265,7 @@ async def baseline(url: str, *, mapped: bool) -> tuple[float, int, int]:
                     if parent is not None:
                         parent[1].append(line)
                     continue
-                if len(page) >= bulk_import.PAGE_SIZE:
+                if len(page) >= bulk_reader.PAGE_SIZE:
                     flush()
                 page[line["id"]] = (line, [])
                 orders += 1

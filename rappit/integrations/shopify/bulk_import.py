@@ -32,38 +32,33 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import httpx
-import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rappit.integrations.shopify import bulk_reader
+from rappit.integrations.shopify.bulk_reader import PAGE_SIZE
 from rappit.integrations.shopify.client import ShopifyClient
 from rappit.integrations.shopify.graphql_orders import (
     BULK_ORDERS_QUERY,
     SHOP_ZONE_QUERY,
-    rest_order,
     shop_zone,
 )
-from rappit.integrations.shopify.order_batch import PreparedOrders, apply_orders, prepare_orders
-from rappit.integrations.shopify.orders import ShopifyPayloadError, map_order
+from rappit.integrations.shopify.order_batch import apply_orders
 from rappit.models import Channel
-from rappit.orders.inputs import ChannelOrder
 from rappit.queues.worker import PermanentJobError
 from rappit.sync.service import SyncContext
 
 logger = logging.getLogger(__name__)
 
-PAGE_SIZE = 250
 # Polling: Shopify answers in seconds for a small shop and in minutes for a large one.
 POLL_FIRST_S = 0.5
 POLL_FACTOR = 1.5
 POLL_MAX_S = 15.0
-DOWNLOAD_TIMEOUT = httpx.Timeout(connect=10.0, read=120.0, write=30.0, pool=30.0)
 
 RUN_QUERY = """mutation($query: String!) {
   bulkOperationRunQuery(query: $query) {
@@ -86,27 +81,6 @@ class BulkOperationFailed(PermanentJobError):
     """Shopify ended the bulk operation without a result: the run fails with this message."""
 
 
-class _ResultExpired(Exception):
-    """The result file can no longer be downloaded (its signed URL expired)."""
-
-
-@dataclass
-class _Page:
-    """Orders read but not applied yet, in file order, each with its child lines."""
-
-    orders: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = field(default_factory=dict)
-
-    def add(self, node: dict[str, Any]) -> None:
-        self.orders[str(node["id"])] = (node, [])
-
-    def adopt(self, child: dict[str, Any]) -> bool:
-        parent = self.orders.get(str(child.get("__parentId")))
-        if parent is None:
-            return False
-        parent[1].append(child)
-        return True
-
-
 async def import_orders(sync: SyncContext, client: ShopifyClient) -> None:
     """The ``import`` puller of a Shopify channel."""
     with _collector_set_for_import():
@@ -118,13 +92,15 @@ async def _import(sync: SyncContext, client: ShopifyClient) -> None:
         if "zone" not in sync.cursor:
             shop = (await client.graphql(SHOP_ZONE_QUERY)).get("shop") or {}
             sync.cursor["zone"] = [shop.get("ianaTimezone"), shop.get("timezoneOffsetMinutes")]
-        async with httpx.AsyncClient(timeout=DOWNLOAD_TIMEOUT, follow_redirects=True) as http:
+        async with httpx.AsyncClient(
+            timeout=bulk_reader.DOWNLOAD_TIMEOUT, follow_redirects=True
+        ) as http:
             while True:
                 operation = await _completed_operation(sync, client)
                 try:
                     await _apply_file(sync, http, operation)
                     break
-                except _ResultExpired:
+                except bulk_reader.ResultExpired:
                     # Start over with a fresh file: what was applied is applied again, harmlessly.
                     logger.warning("bulk result of %s expired; starting a new operation",
                                    operation["id"])  # fmt: skip
@@ -249,37 +225,6 @@ async def _wait(client: ShopifyClient, operation_id: str) -> dict[str, Any] | No
 # --- the result file --------------------------------------------------------------------------
 
 
-async def _lines(
-    http: httpx.AsyncClient, url: str, skip: int
-) -> AsyncIterator[list[tuple[int, dict[str, Any]]]]:
-    """(line number, object) of every line after the first ``skip``, a batch for each piece
-    of the file as it arrives (split and parsed as bytes: no text decoding, no per-line
-    iterator)."""
-    # The signed URL carries its own authorisation: the shop's token is not sent.
-    async with http.stream("GET", url) as response:
-        if response.status_code in (400, 401, 403, 404, 410):
-            raise _ResultExpired(f"GET result -> {response.status_code}")
-        response.raise_for_status()
-        number = 0
-        rest = b""
-        async for piece in response.aiter_bytes():
-            texts = (rest + piece).split(b"\n")
-            rest = texts.pop()  # the start of a line whose end has not arrived
-            batch = []
-            for text in texts:
-                if not text or text.isspace():
-                    continue
-                number += 1
-                if number > skip:
-                    batch.append((number, orjson.loads(text)))
-            if batch:
-                yield batch
-        if rest and not rest.isspace():
-            number += 1
-            if number > skip:
-                yield [(number, orjson.loads(rest))]
-
-
 async def _apply_file(
     sync: SyncContext, http: httpx.AsyncClient, operation: dict[str, Any]
 ) -> None:
@@ -289,76 +234,19 @@ async def _apply_file(
         return
     if sync.cursor.get("url") != url:
         await _save(sync, {**sync.cursor, "url": url, "started_at": operation.get("createdAt")})
-    zone = shop_zone(*sync.cursor["zone"])
     if not sync.cursor.get("late_pass"):
-        # Reading, parsing and mapping the next pages goes on while the database works on the
-        # current one (the reader runs whenever the writer waits for an answer).
-        pages: asyncio.Queue[_Prepared | BaseException | None] = asyncio.Queue(maxsize=2)
-        reader = asyncio.create_task(_read_pages(sync, http, url, zone, pages))
-        try:
-            while (prepared := await pages.get()) is not None:
-                if isinstance(prepared, BaseException):
-                    raise prepared
-                await _commit(sync, prepared)
-        finally:
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
-    await _apply_late(sync, http, url, zone)
+        # The next pages are read, mapped and prepared while the database writes this one.
+        async with bulk_reader.read_ahead(
+            url,
+            sync.cursor["zone"],
+            int(sync.cursor.get("lines") or 0),
+            list(sync.cursor.get("late") or []),
+            orders=sync.total,
+        ) as pages:
+            async for page in pages:
+                await _commit(sync, page)
+    await _apply_late(sync, http, url, shop_zone(*sync.cursor["zone"]))
     await _save(sync, {**sync.cursor, "done": True})
-
-
-@dataclass
-class _Prepared:
-    """A page ready to apply: its orders mapped, and the cursor progress it completes."""
-
-    orders: list[ChannelOrder]
-    batch: PreparedOrders
-    invalid: list[tuple[str, str]]
-    fetched: int
-    progress: dict[str, Any]
-
-
-def _prepare(page: _Page, zone: Any, progress: dict[str, Any], *, fetched: bool) -> _Prepared:
-    mapped: list[ChannelOrder] = []
-    invalid: list[tuple[str, str]] = []
-    for node, children in page.orders.values():
-        try:
-            mapped.append(map_order(rest_order(node, children, zone)))
-        except (ShopifyPayloadError, ValueError, TypeError) as exc:
-            invalid.append((str(node.get("id")), str(exc)))
-    fetched_count = len(page.orders) if fetched else 0
-    return _Prepared(mapped, prepare_orders(mapped), invalid, fetched_count, progress)
-
-
-async def _read_pages(
-    sync: SyncContext,
-    http: httpx.AsyncClient,
-    url: str,
-    zone: Any,
-    pages: asyncio.Queue[_Prepared | BaseException | None],
-) -> None:
-    """Cut the file into pages of whole orders, from where the last committed page ended."""
-    try:
-        late: set[str] = set(sync.cursor.get("late") or [])
-        consumed = int(sync.cursor.get("lines") or 0)
-        page = _Page()
-        async for batch in _lines(http, url, consumed):
-            for number, line in batch:
-                if "__parentId" in line:
-                    if not page.adopt(line):
-                        late.add(str(line["__parentId"]))
-                else:
-                    if len(page.orders) >= PAGE_SIZE:
-                        progress = {"lines": consumed, "late": sorted(late)}
-                        await pages.put(_prepare(page, zone, progress, fetched=True))
-                        page = _Page()
-                    page.add(line)
-                consumed = number
-        progress = {"lines": consumed, "late": sorted(late), "late_pass": bool(late)}
-        await pages.put(_prepare(page, zone, progress, fetched=True))
-        await pages.put(None)
-    except Exception as exc:  # handed to the writer, which raises it
-        await pages.put(exc)
 
 
 async def _apply_late(sync: SyncContext, http: httpx.AsyncClient, url: str, zone: Any) -> None:
@@ -370,19 +258,19 @@ async def _apply_late(sync: SyncContext, http: httpx.AsyncClient, url: str, zone
         sync.cursor["late_counted"] = True
     while remaining:
         wanted, rest = set(remaining[:PAGE_SIZE]), remaining[PAGE_SIZE:]
-        collected = _Page()
-        async for batch in _lines(http, url, 0):
+        collected = bulk_reader.Page()
+        async for batch in bulk_reader.lines(http, url, 0):
             for _, line in batch:
                 if "__parentId" in line:
                     collected.adopt(line)
                 elif str(line["id"]) in wanted:
                     collected.add(line)
         progress = {"late": rest, "late_pass": bool(rest)}
-        await _commit(sync, _prepare(collected, zone, progress, fetched=False))
+        await _commit(sync, bulk_reader.prepare_page(collected, zone, progress, fetched=False))
         remaining = rest
 
 
-async def _commit(sync: SyncContext, prepared: _Prepared) -> None:
+async def _commit(sync: SyncContext, prepared: bulk_reader.PreparedPage) -> None:
     for order_id, error in prepared.invalid:
         sync.count("invalid")
         sync.problem("invalid_order", order_id=order_id, error=error)

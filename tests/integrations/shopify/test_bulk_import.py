@@ -19,7 +19,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from rappit.integrations.shopify import bulk_import
+from rappit.integrations.shopify import bulk_import, bulk_reader
 from rappit.integrations.shopify.graphql_orders import rest_order, shop_zone
 from rappit.integrations.shopify.orders import map_order
 from rappit.kit.crypto import SecretBox
@@ -449,6 +449,12 @@ def test_discounts_locations_and_attributes_take_the_rest_shape() -> None:
     ) == ("1", 2, 1, None, Decimal("20.00"))
 
 
+def _read(monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    """Read the result file in this process ("here") or in a reader process ("elsewhere"),
+    whatever its size."""
+    monkeypatch.setattr(bulk_reader, "READ_ELSEWHERE_FROM", 0 if where == "elsewhere" else 10**9)
+
+
 async def test_a_crash_mid_import_resumes_without_duplicates(
     queue_runtime: Runtime,
     database: TestDatabase,
@@ -456,6 +462,7 @@ async def test_a_crash_mid_import_resumes_without_duplicates(
     sandbox: SandboxServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # (Resuming with the reader in a process of its own: the reader-death test below.)
     shop = sandbox.state.shops[CRASH]
     await _stock_skus(database, tenant, _codes(shop))
     channel = await _channel(database, tenant, sandbox, CRASH)
@@ -497,13 +504,16 @@ async def test_a_crash_mid_import_resumes_without_duplicates(
     assert len(shop.bulk_operations) == operations_before + 1
 
 
+@pytest.mark.parametrize("reader", ["here", "elsewhere"])
 async def test_an_expired_result_starts_a_new_operation(
     queue_runtime: Runtime,
     database: TestDatabase,
     tenant: Tenant,
     sandbox: SandboxServer,
     monkeypatch: pytest.MonkeyPatch,
+    reader: str,
 ) -> None:
+    _read(monkeypatch, reader)
     shop = sandbox.state.shops[CRASH]
     channel = await _channel(database, tenant, sandbox, CRASH)
     original = bulk_import.apply_orders
@@ -655,3 +665,54 @@ def test_the_collector_is_set_for_imports_only_while_they_run() -> None:
         assert gc.get_threshold()[0] == bulk_import.IMPORT_GC_YOUNG_THRESHOLD
     assert gc.get_freeze_count() == 0
     assert gc.get_threshold() == thresholds
+
+
+async def test_a_reader_process_that_dies_fails_the_attempt_and_the_next_goes_on(
+    queue_runtime: Runtime,
+    database: TestDatabase,
+    tenant: Tenant,
+    sandbox: SandboxServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shop = sandbox.state.shops[CRASH]
+    await _stock_skus(database, tenant, _codes(shop))
+    channel = await _channel(database, tenant, sandbox, CRASH)
+    _read(monkeypatch, "elsewhere")
+    # Small pages: the reader is still at work (a few pages ahead at most) when it is killed.
+    monkeypatch.setattr(bulk_reader, "PAGE_SIZE", 40)
+    readers: list[Any] = []
+    original_start = bulk_reader._ReaderProcess.__init__
+
+    def remember(self: Any, *args: Any) -> None:
+        original_start(self, *args)
+        readers.append(self)
+
+    monkeypatch.setattr(bulk_reader._ReaderProcess, "__init__", remember)
+    original_apply = bulk_import.apply_orders
+    pages = {"applied": 0}
+
+    async def kill_the_reader_on_the_second_page(*args: Any) -> Any:
+        pages["applied"] += 1
+        if pages["applied"] == 2:
+            readers[0].process.kill()
+        return await original_apply(*args)
+
+    monkeypatch.setattr(bulk_import, "apply_orders", kill_the_reader_on_the_second_page)
+    run = await _start(queue_runtime, channel, SyncResource.IMPORT)
+    handler = run_handler(queue_runtime.sessionmaker, sync_pullers(queue_runtime))
+    with pytest.raises(bulk_reader.ReaderFailed, match=r"ended \(exit code -9\)"):
+        await handler(_job(run, attempt=1))
+    assert readers[0].process.returncode == -9
+    async with database.sessionmaker() as session:
+        halfway = await session.get_one(SyncRun, run.id)
+        # What it had sent before it died was applied, each page with its cursor.
+        assert halfway.status == "PENDING"
+        assert 80 <= halfway.counts["created"] < 800
+        assert halfway.cursor["lines"] > 0
+
+    await handler(_job(run, attempt=2))
+    async with database.sessionmaker() as session:
+        done = await session.get_one(SyncRun, run.id)
+        assert (done.status, done.counts["created"], done.total) == ("COMPLETED", 800, 800)
+        assert await session.scalar(select(func.count()).select_from(Order)) == 800
+    assert all(reader.process.returncode is not None for reader in readers)
