@@ -1,11 +1,13 @@
 """Marking the channel levels a stock change must reach, in the transaction that changed it.
 
-A change of a level's ``available`` (adjust, reserve, release, consume, an import's
-reservations) marks every (channel, SKU, channel location) that shows that level: the SKU is
+A change of a level's ``available`` (an adjustment, a reservation, a release, an import's
+reservations; a consumption lowers on hand and reserved alike and leaves it) marks every
+(channel, SKU, channel location) that shows that level: the SKU is
 listed on the channel with an inventory item, the channel location maps to the level's
 warehouse, Rappit is the stock master there, and the channel is active. That is one set-based
-statement per change (``INSERT … SELECT … ON CONFLICT DO UPDATE``), rolled back with the
-change if the transaction fails.
+statement per change (``INSERT … SELECT … ON CONFLICT DO UPDATE``; on PostgreSQL part of the
+stock UPDATE itself, ``change_and_mark``), rolled back with the change if the transaction
+fails.
 
 After the commit, a push job is sent for each channel that got a *new* mark, or a mark a push
 is working on right now (``tasks.push_job``: one job id per channel and debounce window, so a
