@@ -7,10 +7,11 @@ operations do not use the cost bucket and are meant for this backfill).
 2. Poll ``node(id:)`` with a growing interval until it is COMPLETED. FAILED or CANCELED ends the
    run (FAILED status, Shopify's error code in the run's error); an operation that is gone or
    EXPIRED is started again.
-3. Stream the JSONL result line by line (``httpx`` streaming; the file is never held whole),
-   put each order's child lines (``__parentId``) under it, turn it into the REST order JSON
+3. Read the JSONL result (``bulk_reader``: streamed, the file is never held whole), put each
+   order's child lines (``__parentId``) under it, turn it into the REST order JSON
    (``graphql_orders.rest_order``) and map it with the same ``map_order`` as webhooks and polls,
-   so one order always maps to the same ``ChannelOrder``.
+   so one order always maps to the same ``ChannelOrder``. The next pages are read while the
+   database writes the current one; a large file in a reader process of its own.
 4. Apply the orders in pages of ``PAGE_SIZE`` (``order_batch.apply_orders``: new orders in a
    few statements, known ones through ``OrderService``), each page in one transaction together
    with the run's cursor: the operation id, the result URL and the number of lines consumed.
@@ -277,13 +278,13 @@ async def _commit(sync: SyncContext, prepared: bulk_reader.PreparedPage) -> None
     if prepared.fetched:
         sync.count("fetched", prepared.fetched)
     newest = sync.cursor.get("newest")
-    for data in prepared.orders:
-        if newest is None or data.updated_at > datetime.fromisoformat(newest):
-            newest = data.updated_at.isoformat()
+    page_newest = prepared.newest
+    if page_newest is not None and (newest is None or page_newest > datetime.fromisoformat(newest)):
+        newest = page_newest.isoformat()
     channel_id = sync.channel.id
 
     async def apply(session: AsyncSession) -> None:
-        if not prepared.orders:
+        if not len(prepared.batch):
             return
         channel = await session.get_one(Channel, channel_id)
         for name, amount in (await apply_orders(session, channel, prepared.batch)).items():

@@ -24,6 +24,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -73,11 +74,12 @@ class Page:
 
 @dataclass
 class PreparedPage:
-    """A page ready to apply: its orders mapped and prepared, the orders that could not be
-    mapped (id, error), how many orders it fetched, and the cursor progress it completes."""
+    """A page ready to apply: its orders mapped and prepared, the newest ``updated_at`` among
+    them, the orders that could not be mapped (id, error), how many orders it fetched, and the
+    cursor progress it completes."""
 
-    orders: list[ChannelOrder]
     batch: PreparedOrders
+    newest: datetime | None
     invalid: list[tuple[str, str]]
     fetched: int
     progress: dict[str, Any]
@@ -92,7 +94,8 @@ def prepare_page(page: Page, zone: Any, progress: dict[str, Any], *, fetched: bo
         except (ShopifyPayloadError, ValueError, TypeError) as exc:
             invalid.append((str(node.get("id")), str(exc)))
     fetched_count = len(page.orders) if fetched else 0
-    return PreparedPage(mapped, prepare_orders(mapped), invalid, fetched_count, progress)
+    newest = max((order.updated_at for order in mapped), default=None)
+    return PreparedPage(prepare_orders(mapped), newest, invalid, fetched_count, progress)
 
 
 async def lines(

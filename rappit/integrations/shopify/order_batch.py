@@ -75,7 +75,7 @@ from rappit.models import (
     Sku,
     StockLevel,
 )
-from rappit.orders.inputs import ChannelOrder, ChannelOrderLine
+from rappit.orders.inputs import ChannelOrder
 from rappit.orders.service import (
     RESERVING_PAYMENT_STATES,
     OrderService,
@@ -163,40 +163,133 @@ class AllocationRefused(RuntimeError):
     changed the row without the lock. The page's transaction is rolled back."""
 
 
-@dataclass(slots=True)
 class _NewLine:
-    item_id: uuid.UUID
-    line: ChannelOrderLine
-    # Set when the page is applied (SKUs are looked up then).
-    sku_id: uuid.UUID | None = None
+    """A line of a new order: its item id, the values its row takes from the channel's line,
+    and (once the page is applied) its SKU. Pickled as a plain tuple: a prepared page crosses
+    from the reader process, and rebuilding models there costs more than mapping them did."""
+
+    __slots__ = (
+        "channel_fulfilled_quantity",
+        "external_item_id",
+        "external_product_id",
+        "external_variant_id",
+        "item_id",
+        "price",
+        "quantity",
+        "requires_shipping",
+        "sku",
+        "sku_id",
+        "title",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        item_id: uuid.UUID,
+        external_item_id: str,
+        external_product_id: str | None,
+        external_variant_id: str | None,
+        sku: str | None,
+        title: str | None,
+        quantity: int,
+        channel_fulfilled_quantity: int,
+        price: Decimal | None,
+        requires_shipping: bool,
+        sku_id: uuid.UUID | None = None,
+    ) -> None:
+        self.item_id = item_id
+        self.external_item_id = external_item_id
+        self.external_product_id = external_product_id
+        self.external_variant_id = external_variant_id
+        self.sku = sku
+        self.title = title
+        self.quantity = quantity
+        self.channel_fulfilled_quantity = channel_fulfilled_quantity
+        self.price = price
+        self.requires_shipping = requires_shipping
+        # Set when the page is applied (SKUs are looked up then).
+        self.sku_id = sku_id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _NewLine,
+            (
+                self.item_id, self.external_item_id, self.external_product_id,
+                self.external_variant_id, self.sku, self.title, self.quantity,
+                self.channel_fulfilled_quantity, self.price, self.requires_shipping, self.sku_id,
+            ),
+        )  # fmt: skip
 
     @property
     def shipped(self) -> int:
         # ``orders.service.shipped_units`` of a new line: nothing recorded in Rappit yet.
-        return min(self.line.channel_fulfilled_quantity, self.line.quantity)
+        return min(self.channel_fulfilled_quantity, self.quantity)
 
     @property
     def owed(self) -> int:
-        return self.line.quantity - self.shipped
+        return self.quantity - self.shipped
 
 
-@dataclass(slots=True)
 class _NewOrder:
-    order_id: uuid.UUID
-    data: ChannelOrder
-    lines: list[_NewLine]
-    # The row's values but the status (``_ORDER_VALUES`` without "status"), as PostgreSQL
-    # takes them: JSON as text, amounts at the column's scale.
-    values: tuple[Any, ...]
-    # Set when the page is applied: whether it owes stock, and the status it is written with
-    # (what it will be unless stock runs short).
-    holds_stock: bool = False
-    status: OrderStatus = OrderStatus.PENDING
+    """A new order: its row values, its lines, what deciding its stock and status takes, and
+    the channel order itself as JSON (``channel_order``: for the paths that need it whole).
+    Pickled as a plain tuple, as ``_NewLine``."""
+
+    __slots__ = (
+        "cancelled",
+        "external_location_id",
+        "holds_stock",
+        "lines",
+        "payment_status",
+        "source",
+        "status",
+        "values",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        values: tuple[Any, ...],
+        lines: list[_NewLine],
+        cancelled: bool,
+        payment_status: str,
+        external_location_id: str | None,
+        source: bytes,
+        holds_stock: bool = False,
+        status: str = OrderStatus.PENDING.value,
+    ) -> None:
+        # The row's values but the status (``_ORDER_VALUES`` without "status"), as PostgreSQL
+        # takes them: JSON as text, amounts at the column's scale.
+        self.values = values
+        self.lines = lines
+        self.cancelled = cancelled
+        self.payment_status = payment_status
+        self.external_location_id = external_location_id
+        self.source = source
+        # Set when the page is applied: whether it owes stock, and the status it is written
+        # with (what it will be unless stock runs short).
+        self.holds_stock = holds_stock
+        self.status = OrderStatus(status)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _NewOrder,
+            (
+                self.values, self.lines, self.cancelled, self.payment_status,
+                self.external_location_id, self.source, self.holds_stock, self.status.value,
+            ),
+        )  # fmt: skip
+
+    @property
+    def order_id(self) -> uuid.UUID:
+        order_id: uuid.UUID = self.values[0]
+        return order_id
+
+    def channel_order(self) -> ChannelOrder:
+        return ChannelOrder.model_validate_json(self.source)
 
     def status_with(self, wanted: int, missing: int) -> OrderStatus:
         return order_status(
-            cancelled=self.data.cancelled_at is not None,
-            lines=[(new.line.quantity, new.shipped, new.sku_id is not None) for new in self.lines],
+            cancelled=self.cancelled,
+            lines=[(new.quantity, new.shipped, new.sku_id is not None) for new in self.lines],
             holds_stock=self.holds_stock,
             wanted=wanted,
             missing=missing,
@@ -210,8 +303,8 @@ class PreparedOrders:
     prepares the next page while the database writes the current one."""
 
     fresh: list[_NewOrder]
-    # The same order again later in the page: applied after the first, as an update.
-    repeats: list[ChannelOrder]
+    # The same order again later in the page (as JSON): applied after the first, an update.
+    repeats: list[bytes]
 
     def __len__(self) -> int:
         return len(self.fresh) + len(self.repeats)
@@ -219,10 +312,10 @@ class PreparedOrders:
 
 def prepare_orders(orders: Sequence[ChannelOrder]) -> PreparedOrders:
     fresh: dict[str, _NewOrder] = {}
-    repeats: list[ChannelOrder] = []
+    repeats: list[bytes] = []
     for data in orders:
         if data.external_order_id in fresh:
-            repeats.append(data)
+            repeats.append(data.model_dump_json().encode())
         else:
             fresh[data.external_order_id] = _new_order(data)
     return PreparedOrders(list(fresh.values()), repeats)
@@ -234,7 +327,20 @@ def _new_order(data: ChannelOrder) -> _NewOrder:
     for line in data.lines:
         if line.external_item_id not in seen:  # a channel never repeats a line id
             seen.add(line.external_item_id)
-            lines.append(_NewLine(uuid7(), line))
+            lines.append(
+                _NewLine(
+                    uuid7(),
+                    line.external_item_id,
+                    line.external_product_id,
+                    line.external_variant_id,
+                    line.sku,
+                    line.title,
+                    line.quantity,
+                    line.channel_fulfilled_quantity,
+                    line.price,
+                    line.requires_shipping,
+                )
+            )
     customer_id = (data.customer or {}).get("id")
     values = (
         uuid7(),
@@ -254,7 +360,14 @@ def _new_order(data: ChannelOrder) -> _NewOrder:
         data.is_test,
         _json_text(data.details),
     )
-    return _NewOrder(values[0], data, lines, values)
+    return _NewOrder(
+        values,
+        lines,
+        data.cancelled_at is not None,
+        data.payment_status.value,
+        data.external_location_id,
+        data.model_dump_json().encode(),
+    )
 
 
 async def apply_orders(
@@ -265,17 +378,19 @@ async def apply_orders(
     page = orders if isinstance(orders, PreparedOrders) else prepare_orders(orders)
     counts: Counter[str] = Counter()
     resolver = _SkuResolver(session, channel)
-    await resolver.load([new.line for order in page.fresh for new in order.lines])
+    await resolver.load([new for order in page.fresh for new in order.lines])
     for order in page.fresh:
-        order.holds_stock = _holds_stock(channel, order.data)
+        order.holds_stock = _holds_stock(channel, order.cancelled, order.payment_status)
         for new_line in order.lines:
-            new_line.sku_id = resolver.lookup(new_line.line)
+            new_line.sku_id = resolver.lookup(new_line)
         order.status = order.status_with(wanted=0, missing=0)
     # The insert itself tells which orders are new: a row that exists already (a webhook, a
     # poll, an earlier attempt) is not inserted, and that order takes the one-by-one path.
     created = await _claim_rows(session, channel, page.fresh)
     new = [order for order in page.fresh if order.order_id in created]
-    one_by_one = [o.data for o in page.fresh if o.order_id not in created] + page.repeats
+    one_by_one = [o.channel_order() for o in page.fresh if o.order_id not in created] + [
+        ChannelOrder.model_validate_json(repeat) for repeat in page.repeats
+    ]
 
     service = OrderService(session, channel.organization_id)
     for data in one_by_one:
@@ -290,14 +405,14 @@ async def apply_orders(
     return counts
 
 
-def _holds_stock(channel: Channel, data: ChannelOrder) -> bool:
+def _holds_stock(channel: Channel, cancelled: bool, payment_status: str) -> bool:
     # As OrderService decides it for a new order.
-    if data.cancelled_at is not None:
+    if cancelled:
         return False
-    if data.payment_status in RESERVING_PAYMENT_STATES:
+    if payment_status in RESERVING_PAYMENT_STATES:
         return True
     return bool(channel.settings.get("reserve_on_authorized")) and (
-        data.payment_status == PaymentStatus.AUTHORIZED
+        payment_status == PaymentStatus.AUTHORIZED
     )
 
 
@@ -327,7 +442,7 @@ async def _claim_rows(
     ]
     for row, order in zip(rows_in, orders, strict=True):
         # The column types write these on SQLite: the values themselves, not PostgreSQL's text.
-        data = order.data
+        data = order.channel_order()
         row.update(
             total_price=data.total_price,
             customer=data.customer,
@@ -382,17 +497,17 @@ async def _create_lines(session: AsyncSession, channel: Channel, orders: list[_N
             new.item_id,
             channel.organization_id,
             order.order_id,
-            new.line.external_item_id,
-            new.line.external_product_id,
-            new.line.external_variant_id,
-            new.line.sku,
+            new.external_item_id,
+            new.external_product_id,
+            new.external_variant_id,
+            new.sku,
             new.sku_id,
-            new.line.title,
-            new.line.quantity,
+            new.title,
+            new.quantity,
             0,
-            new.line.channel_fulfilled_quantity,
-            _money(new.line.price) if postgres else new.line.price,
-            new.line.requires_shipping,
+            new.channel_fulfilled_quantity,
+            _money(new.price) if postgres else new.price,
+            new.requires_shipping,
             now,
             now,
         )
@@ -414,7 +529,7 @@ class _SkuResolver:
         self.listed: dict[str, uuid.UUID] = {}
         self.by_code: dict[str, uuid.UUID] = {}
 
-    async def load(self, lines: list[ChannelOrderLine]) -> None:
+    async def load(self, lines: list[_NewLine]) -> None:
         org, channel_id = self.channel.organization_id, self.channel.id
         variants = sorted({line.external_variant_id for line in lines if line.external_variant_id})
         codes = sorted({(line.sku or "").strip() for line in lines} - {""})
@@ -444,7 +559,7 @@ class _SkuResolver:
             )
             self.by_code.update({code: sku_id for code, sku_id in coded if code})
 
-    def lookup(self, line: ChannelOrderLine) -> uuid.UUID | None:
+    def lookup(self, line: _NewLine) -> uuid.UUID | None:
         variant = line.external_variant_id
         if variant and variant in self.listed:
             return self.listed[variant]
@@ -457,7 +572,7 @@ class _SkuResolver:
         first: dict[str, _NewLine] = {}
         for order in orders:
             for new in order.lines:
-                variant = new.line.external_variant_id
+                variant = new.external_variant_id
                 if variant and new.sku_id is not None and variant not in self.listed:
                     first.setdefault(variant, new)
         if not first:
@@ -471,7 +586,7 @@ class _SkuResolver:
                 "channel_id": channel_id,
                 "sku_id": new.sku_id,
                 "external_variant_id": variant,
-                "external_product_id": new.line.external_product_id,
+                "external_product_id": new.external_product_id,
                 "created_at": now,
                 "updated_at": now,
             }
@@ -500,7 +615,7 @@ class _SkuResolver:
         self.listed.update({variant: sku_id for variant, sku_id in existing if variant})
         for order in orders:
             for new in order.lines:
-                variant = new.line.external_variant_id
+                variant = new.external_variant_id
                 if variant in taken and new is not first[variant]:
                     new.sku_id = self.listed.get(variant, new.sku_id)
 
@@ -537,7 +652,9 @@ async def _reserve_and_settle(
     by_sku: dict[uuid.UUID, list[StockLevel]] = defaultdict(list)
     for level in levels:
         by_sku[level.sku_id].append(level)
-    preferred = await _warehouses_by_location(session, channel, [o.data for o in owing])
+    preferred = await _warehouses_by_location(
+        session, channel, {o.external_location_id for o in owing if o.external_location_id}
+    )
 
     reserved: Counter[uuid.UUID] = Counter()  # stock level id -> units reserved here
     level_of: dict[tuple[uuid.UUID, uuid.UUID], StockLevel] = {
@@ -549,7 +666,7 @@ async def _reserve_and_settle(
     corrected: dict[uuid.UUID, OrderStatus] = {}
     for order in owing:
         wanted = missing = 0
-        warehouse = preferred.get(order.data.external_location_id or "")
+        warehouse = preferred.get(order.external_location_id or "")
         for new in order.lines:
             owed = new.owed
             if new.sku_id is None or owed <= 0:
@@ -651,16 +768,15 @@ async def _add_reserved(
 
 
 async def _warehouses_by_location(
-    session: AsyncSession, channel: Channel, orders: list[ChannelOrder]
+    session: AsyncSession, channel: Channel, locations: set[str]
 ) -> dict[str, uuid.UUID]:
-    locations = sorted({o.external_location_id for o in orders if o.external_location_id})
     if not locations:
         return {}
     rows = await session.execute(
         select(ChannelLocation.external_location_id, ChannelLocation.warehouse_id).where(
             ChannelLocation.organization_id == channel.organization_id,
             ChannelLocation.channel_id == channel.id,
-            _one_of(session, ChannelLocation.external_location_id, "locations", locations),
+            _one_of(session, ChannelLocation.external_location_id, "locations", sorted(locations)),
         )
     )
     return {location: warehouse for location, warehouse in rows if location}
