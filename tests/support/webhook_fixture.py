@@ -1,6 +1,7 @@
-"""A shop to send webhooks for (benchmarks and the chaos test): an organisation with a Shopify channel, a warehouse and SKUs
-with ample stock (each linked to a Shopify variant), written straight into a migrated
-database; and signed order bodies built like the test suite's payloads."""
+"""A shop to send webhooks for (benchmarks and the chaos test): an organisation with a
+Shopify channel, a warehouse and SKUs with ample stock (each linked to a Shopify variant),
+written straight into a migrated database; and signed order bodies built like the test
+suite's payloads."""
 
 from __future__ import annotations
 
