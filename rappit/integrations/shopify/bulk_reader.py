@@ -311,7 +311,8 @@ def reader_process_main() -> None:
     ``_Failure``."""
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but frames goes to the real stdout
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    # Warnings and errors only: the request lines would show the signed URL.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     # This process does nothing else: what it imported stays, and its own objects come and go.
     gc.freeze()
     gc.set_threshold(_READER_GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
