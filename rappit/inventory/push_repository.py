@@ -65,6 +65,7 @@ _MARKS = Base.metadata.tables[InventoryPushMark.__tablename__]
 # table's statistics say. Marks come and go in bulk, so the planner's idea of the table's size
 # is often wrong, and a plan built on it must not become a scan per row.
 _BY_KEY = and_(
+    _MARKS.c.organization_id == bindparam("k_org"),
     _MARKS.c.channel_id == bindparam("k_channel"),
     _MARKS.c.sku_id == bindparam("k_sku"),
     _MARKS.c.channel_location_id == bindparam("k_location"),
@@ -132,7 +133,13 @@ class PushRepository:
 
     def _keys(self, keys: Iterable[MarkKey], **values: Any) -> list[dict[str, Any]]:
         return [
-            {"k_channel": self.channel_id, "k_sku": sku, "k_location": location, **values}
+            {
+                "k_org": self.organization_id,
+                "k_channel": self.channel_id,
+                "k_sku": sku,
+                "k_location": location,
+                **values,
+            }
             for sku, location in keys
         ]
 
