@@ -682,13 +682,15 @@ async def _run_scheduler(
     settings: Settings, url: str, jobs: list[queue_scheduler.PeriodicJob]
 ) -> None:
     client = queue_client(settings, url)
+    # Before the first install: a Ctrl-C or SIGTERM that arrives while the schedulers are
+    # being installed must end the command in order too, not interrupt it half-way.
+    stop = _stop_event()
     try:
         try:
             await queue_scheduler.install(client, jobs)
         except _REDIS_ERRORS as exc:
             raise _redis_failure(url, exc) from exc
         configure_logging(settings.log_level)
-        stop = _stop_event()
         table = Table(title="Periodic jobs installed", title_justify="left")
         for column in ("scheduler", "queue", "job", "every"):
             table.add_column(column)
