@@ -682,10 +682,14 @@ async def _run_scheduler(
     settings: Settings, url: str, jobs: list[queue_scheduler.PeriodicJob]
 ) -> None:
     client = queue_client(settings, url)
-    # Before the first install: a Ctrl-C or SIGTERM that arrives while the schedulers are
-    # being installed must end the command in order too, not interrupt it half-way.
-    stop = _stop_event()
     try:
+        try:
+            await client.redis.ping()
+        except _REDIS_ERRORS as exc:
+            raise _redis_failure(url, exc) from exc
+        # Before the first install: a Ctrl-C or SIGTERM that arrives while the schedulers are
+        # being installed must end the command in order too, not interrupt it half-way.
+        stop = _stop_event()
         try:
             await queue_scheduler.install(client, jobs)
         except _REDIS_ERRORS as exc:
