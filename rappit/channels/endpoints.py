@@ -83,7 +83,10 @@ async def update_channel(
     runtime: RuntimeDep,
 ) -> ChannelRead:
     service = ChannelService(session, auth.organization_id, runtime.secret_box)
-    return ChannelRead.model_validate(await service.update(channel_id, body))
+    updated = await service.update(channel_id, body)
+    if updated.webhooks_to_renew and runtime.queue is not None:
+        enqueue(session, register_webhooks_job(auth.organization_id, channel_id, replace=True))
+    return ChannelRead.model_validate(updated.channel)
 
 
 @router.post("/channels/{channel_id}/locations", status_code=201)

@@ -147,6 +147,13 @@ async def warehouse_for_location(
     return None if location is None else location.warehouse_id
 
 
+@dataclass(frozen=True)
+class ChannelUpdated:
+    channel: Channel
+    # The change touched what the shop's webhook subscriptions depend on: register them again.
+    webhooks_to_renew: bool
+
+
 class ChannelService:
     def __init__(
         self, session: AsyncSession, organization_id: uuid.UUID, secret_box: SecretBox
@@ -191,9 +198,10 @@ class ChannelService:
             self.session, self.repository.channels(), Channel.id, cursor=cursor, limit=limit
         )
 
-    async def update(self, channel_id: uuid.UUID, data: ChannelUpdate) -> Channel:
+    async def update(self, channel_id: uuid.UUID, data: ChannelUpdate) -> ChannelUpdated:
         channel = await self.get(channel_id)
         given = data.model_fields_set
+        subscribed_with = (channel.api_version, channel.api_base_url)
         if data.name is not None:
             channel.name = data.name
         if "api_version" in given:
@@ -212,7 +220,13 @@ class ChannelService:
             )
             channel.credentials_encrypted = self.secret_box.encrypt_json(credentials.to_document())
         await self.session.flush()
-        return channel
+        # A subscription keeps the API version it was created with and lives in the shop the
+        # token reaches (a reinstall brings a new token and no subscriptions).
+        renew = (
+            channel.api_version,
+            channel.api_base_url,
+        ) != subscribed_with or data.access_token is not None
+        return ChannelUpdated(channel, webhooks_to_renew=renew)
 
     async def add_location(
         self,

@@ -34,7 +34,7 @@ from rappit.models import (
     OrderItem,
     OrderStatus,
 )
-from rappit.orders.service import OrderService
+from rappit.orders.service import OrderService, open_units
 from rappit.queues.enqueue import enqueue
 
 
@@ -169,6 +169,7 @@ class FulfillmentService:
             raise Conflict("the order's channel is disconnected: the fulfilment cannot reach it")
         if not lines:
             raise InvalidInput("a fulfilment needs at least one item")
+        await self._within_open_units(order, lines)
         result = await self.record(
             order,
             lines,
@@ -295,6 +296,24 @@ class FulfillmentService:
             per_line = lines.setdefault(fulfillment_id, {})
             per_line[external_item_id] = per_line.get(external_item_id, 0) + quantity
         return lines
+
+    async def _within_open_units(self, order: Order, lines: Sequence[FulfillmentLine]) -> None:
+        """A fulfilment made in Rappit goes to the channel, which refuses units it already
+        shipped itself: so those count as fulfilled here too (``open_units``), even before the
+        channel's own fulfilment of them is recorded."""
+        items = {item.id: item for item in await self.orders.repository.items(order.id)}
+        wanted: dict[uuid.UUID, int] = {}
+        for line in lines:
+            wanted[line.order_item_id] = wanted.get(line.order_item_id, 0) + line.quantity
+        for item_id, quantity in wanted.items():
+            item = items.get(item_id)
+            if item is None or quantity <= 0:
+                continue  # ``record`` refuses these with its own message
+            left = open_units(item)
+            if quantity > left:
+                raise InvalidInput(
+                    f"order item {item_id} has {left} unit(s) left to fulfil, not {quantity}"
+                )
 
     async def _by_idempotency_key(self, key: str) -> Fulfillment | None:
         return await self.session.scalar(

@@ -44,6 +44,7 @@ from rappit.models import (
     FulfillmentSyncStatus,
     Order,
 )
+from rappit.models.base import lock_tenant_row
 from rappit.orders.repository import OrderRepository
 from rappit.queues.worker import Handler, JobContext, PermanentJobError
 
@@ -69,18 +70,6 @@ class Step:
     external_id: str | None = None
     tracking: Tracking | None = None
     notify_customer: bool = False
-
-
-async def _lock(
-    session: AsyncSession, organization_id: uuid.UUID, fulfillment_id: uuid.UUID
-) -> Fulfillment | None:
-    fulfillment: Fulfillment | None = await session.scalar(
-        select(Fulfillment)
-        .where(Fulfillment.organization_id == organization_id, Fulfillment.id == fulfillment_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return fulfillment
 
 
 def _text(error: BaseException) -> str:
@@ -130,7 +119,9 @@ class Writer:
         """What the channel lacks, read and (for a create) marked as being sent in one
         transaction; the mark is committed before the call."""
         async with unit_of_work(self.sessionmaker) as session:
-            fulfillment = await _lock(session, self.organization_id, self.fulfillment_id)
+            fulfillment = await lock_tenant_row(
+                session, Fulfillment, self.organization_id, self.fulfillment_id
+            )
             if fulfillment is None:
                 return None, f"fulfilment {self.fulfillment_id} does not exist"
             if fulfillment.sync_status != FulfillmentSyncStatus.PENDING:
@@ -202,7 +193,9 @@ class Writer:
             # The order first, as the webhook handlers take it: they may be matching the same
             # fulfilment by its content right now.
             await OrderRepository(session, self.organization_id).lock_orders([step.order_id])
-            fulfillment = await _lock(session, self.organization_id, self.fulfillment_id)
+            fulfillment = await lock_tenant_row(
+                session, Fulfillment, self.organization_id, self.fulfillment_id
+            )
             if fulfillment is None:
                 return
             pushed = step.revision
@@ -258,7 +251,9 @@ class Writer:
 
     async def _failed(self, step: Step, error: str, *, final: bool) -> None:
         async with unit_of_work(self.sessionmaker) as session:
-            fulfillment = await _lock(session, self.organization_id, self.fulfillment_id)
+            fulfillment = await lock_tenant_row(
+                session, Fulfillment, self.organization_id, self.fulfillment_id
+            )
             if fulfillment is None:
                 return
             if final and fulfillment.sync_revision == step.revision:

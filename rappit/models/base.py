@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import TypeVar
 
-from sqlalchemy import ForeignKey, MetaData, Uuid
+from sqlalchemy import ForeignKey, MetaData, Uuid, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 from rappit.kit.ids import uuid7
@@ -39,3 +41,22 @@ class TenantMixin:
     @declared_attr
     def organization_id(cls) -> Mapped[uuid.UUID]:
         return mapped_column(Uuid, ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+
+
+_Row = TypeVar("_Row", bound=Base)
+
+
+async def lock_tenant_row(
+    session: AsyncSession, model: type[_Row], organization_id: uuid.UUID, row_id: uuid.UUID
+) -> _Row | None:
+    """One row of an organisation by id, locked for the rest of the transaction, with the
+    values read under the lock (``populate_existing``: a copy the session already holds from
+    before the lock would be stale). ``None`` when the organisation has no such row."""
+    columns = model.__table__.c
+    row: _Row | None = await session.scalar(
+        select(model)
+        .where(columns.organization_id == organization_id, columns.id == row_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return row

@@ -28,7 +28,12 @@ class OrderItemRead(BaseModel):
     sku_id: uuid.UUID | None
     title: str | None
     quantity: int
+    # Units Rappit recorded as fulfilled (its own fulfilments and the channel's it received).
     fulfilled_quantity: int
+    # Units the channel reports as no longer to fulfil (shipped there, perhaps not recorded yet).
+    channel_fulfilled_quantity: int
+    # Units still to ship: what a new fulfilment may take.
+    open_quantity: int
     reserved_quantity: int
     price: str | None
 

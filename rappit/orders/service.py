@@ -41,6 +41,15 @@ def open_units(item: OrderItem) -> int:
     return item.quantity - shipped_units(item)
 
 
+def kept_units(item: OrderItem) -> int:
+    """Units of the line a paid order keeps held once they are: its open units and also the
+    units the channel reports shipped that Rappit has not recorded a fulfilment for yet. The
+    channel's fulfilment (its webhook) consumes those; released before it arrives, they could be
+    taken by another order meanwhile and the shipment would find nothing left to take, leaving
+    on hand too high. No new stock is held for them (``open_units`` decides that)."""
+    return item.quantity - min(item.fulfilled_quantity, item.quantity)
+
+
 def order_status(
     *,
     cancelled: bool,
@@ -209,7 +218,8 @@ class OrderService:
 
         The caller holds the order's row lock. Paid → each mapped line holds what is still to
         be shipped (``open_units``: quantity less what Rappit recorded or the channel reports as
-        fulfilled); cancelled, unpaid or refunded → nothing held.
+        fulfilled), and keeps what it holds for units the channel shipped until their
+        fulfilment is recorded (``kept_units``); cancelled, unpaid or refunded → nothing held.
         """
         items = await self.repository.items(order.id)
         active = await self.repository.reservations([i.id for i in items], active_only=True)
@@ -220,6 +230,10 @@ class OrderService:
         holds_stock = self._holds_stock(order, channel)
         desired = {
             item.id: open_units(item) if holds_stock and item.sku_id is not None else 0
+            for item in items
+        }
+        kept = {
+            item.id: kept_units(item) if holds_stock and item.sku_id is not None else 0
             for item in items
         }
         sku_ids = {r.sku_id for r in active} | {i.sku_id for i in items if i.sku_id is not None}
@@ -237,8 +251,8 @@ class OrderService:
                 held.remove(reservation)
             have = sum(r.quantity for r in held)
             want = desired[item.id]
-            if have > want:
-                await self._release_surplus(order, held, have - want)
+            if have > kept[item.id]:
+                await self._release_surplus(order, held, have - kept[item.id])
             elif want > have and item.sku_id is not None:
                 made = await self.inventory.reserve(
                     order_id=order.id,

@@ -27,6 +27,7 @@ from rappit.orders.schemas import (
     OrderSummary,
     ReservationRead,
 )
+from rappit.orders.service import open_units
 
 
 def order_summary(order: Order) -> OrderSummary:
@@ -141,6 +142,8 @@ async def order_detail(session: AsyncSession, order: Order) -> OrderDetail:
                 title=item.title,
                 quantity=item.quantity,
                 fulfilled_quantity=item.fulfilled_quantity,
+                channel_fulfilled_quantity=item.channel_fulfilled_quantity,
+                open_quantity=open_units(item),
                 reserved_quantity=reserved[item.id],
                 price=format_money(item.price) if item.price is not None else None,
             )

@@ -7,29 +7,17 @@ import logging
 import uuid
 from collections.abc import Callable
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rappit.kit.db import unit_of_work
 from rappit.kit.types import utcnow
 from rappit.models import Channel, SyncResource, SyncRun, SyncRunStatus
+from rappit.models.base import lock_tenant_row
 from rappit.queues.worker import Handler, JobContext, PermanentJobError
 from rappit.sync.service import SyncContext, SyncRegistry
 from rappit.webhooks.processing import UnprocessablePayload
 
 logger = logging.getLogger(__name__)
-
-
-async def _lock(
-    session: AsyncSession, organization_id: uuid.UUID, run_id: uuid.UUID
-) -> SyncRun | None:
-    run: SyncRun | None = await session.scalar(
-        select(SyncRun)
-        .where(SyncRun.organization_id == organization_id, SyncRun.id == run_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return run
 
 
 def run_handler(
@@ -45,7 +33,7 @@ def run_handler(
             raise PermanentJobError(f"job data is not a sync run reference: {exc}") from exc
 
         async with unit_of_work(sessionmaker) as session:
-            run = await _lock(session, organization_id, run_id)
+            run = await lock_tenant_row(session, SyncRun, organization_id, run_id)
             if run is None:
                 raise PermanentJobError(f"sync run {run_id} does not exist")
             if run.status == SyncRunStatus.COMPLETED:
@@ -91,7 +79,7 @@ async def _finish(
     final: bool,
 ) -> None:
     async with unit_of_work(sessionmaker) as session:
-        run = await _lock(session, organization_id, run_id)
+        run = await lock_tenant_row(session, SyncRun, organization_id, run_id)
         if run is None:
             return
         run.error = error

@@ -16,12 +16,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rappit.kit.db import unit_of_work
 from rappit.kit.types import utcnow
 from rappit.models import Channel, WebhookEvent, WebhookEventStatus
+from rappit.models.base import lock_tenant_row
 from rappit.queues.worker import Handler, JobContext, PermanentJobError
 
 logger = logging.getLogger(__name__)
@@ -56,18 +56,6 @@ class TopicRegistry:
         return self.handlers.get((source, topic))
 
 
-async def _load(
-    session: AsyncSession, organization_id: uuid.UUID, event_id: uuid.UUID
-) -> WebhookEvent | None:
-    event: WebhookEvent | None = await session.scalar(
-        select(WebhookEvent)
-        .where(WebhookEvent.organization_id == organization_id, WebhookEvent.id == event_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return event
-
-
 def process_event_handler(
     sessionmaker: async_sessionmaker[AsyncSession], topics: TopicRegistry
 ) -> Handler:
@@ -79,7 +67,7 @@ def process_event_handler(
             raise PermanentJobError(f"job data is not a webhook event reference: {exc}") from exc
 
         async with unit_of_work(sessionmaker) as session:
-            event = await _load(session, organization_id, event_id)
+            event = await lock_tenant_row(session, WebhookEvent, organization_id, event_id)
             if event is None:
                 raise PermanentJobError(f"webhook event {event_id} does not exist")
             if event.status in (WebhookEventStatus.COMPLETED, WebhookEventStatus.SKIPPED):
@@ -90,7 +78,7 @@ def process_event_handler(
 
         try:
             async with unit_of_work(sessionmaker) as session:
-                event = await _load(session, organization_id, event_id)
+                event = await lock_tenant_row(session, WebhookEvent, organization_id, event_id)
                 assert event is not None
                 channel = await session.get_one(Channel, event.channel_id)
                 handler = topics.get(event.source, event.topic)
@@ -124,7 +112,7 @@ async def _record_failure(
 ) -> None:
     message = f"{type(error).__name__}: {error}"[:MAX_ERROR_LENGTH]
     async with unit_of_work(sessionmaker) as session:
-        event = await _load(session, organization_id, event_id)
+        event = await lock_tenant_row(session, WebhookEvent, organization_id, event_id)
         if event is None:
             return
         event.error = message

@@ -265,6 +265,46 @@ async def test_what_an_earlier_fulfilment_took_cannot_be_fulfilled_again(
     assert await _snapshot(database, tenant) == before
 
 
+async def test_units_the_channel_shipped_cannot_be_fulfilled_in_rappit(
+    queue_api: httpx.AsyncClient,
+    database: TestDatabase,
+    tenant: Tenant,
+    seeded: Seeded,
+    queue_client: QueueClient,
+) -> None:
+    """The channel reports 2 of L1's 3 units shipped (its fulfilment not received yet): the
+    channel would refuse them, so Rappit does too, and the order shows what is left."""
+    async with unit_of_work(database.sessionmaker) as session:
+        channel = await session.get_one(Channel, seeded.channel_id)
+        shipped = line("L1", 3, sku="A").model_copy(update={"channel_fulfilled_quantity": 2})
+        await OrderService(session, tenant.organization_id).create_or_update_from_channel(
+            channel, channel_order("1001", [shipped, line("L2", 2, sku="B")], minutes=1)
+        )
+    before = await _snapshot(database, tenant)
+    url = f"/api/v1/orders/{seeded.order_id}/fulfillments"
+
+    refused = await queue_api.post(url, json={"items": _items(seeded, L1=2)})
+
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"].endswith("has 1 unit(s) left to fulfil, not 2")
+    assert await _snapshot(database, tenant) == before
+    assert await _queued(queue_client) == 0
+    detail = (await queue_api.get(f"/api/v1/orders/{seeded.order_id}")).json()
+    assert [
+        (
+            i["external_item_id"],
+            i["fulfilled_quantity"],
+            i["channel_fulfilled_quantity"],
+            i["open_quantity"],
+            i["reserved_quantity"],
+        )
+        for i in sorted(detail["items"], key=lambda i: i["external_item_id"])
+    ] == [("L1", 0, 2, 1, 3), ("L2", 0, 0, 2, 2)]
+
+    made = await queue_api.post(url, json={"items": _items(seeded, L1=1)})
+    assert made.status_code == 201, made.text
+
+
 async def test_a_cancelled_order_cannot_be_fulfilled(
     queue_api: httpx.AsyncClient,
     database: TestDatabase,

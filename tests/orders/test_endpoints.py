@@ -95,6 +95,10 @@ async def test_order_detail(api: httpx.AsyncClient, database: TestDatabase, tena
         for i in detail["items"]
     ] == [("L1", "TSHIRT-M", 2, 2, "19.90")]
     assert [
+        (i["fulfilled_quantity"], i["channel_fulfilled_quantity"], i["open_quantity"])
+        for i in detail["items"]
+    ] == [(0, 0, 2)]
+    assert [
         (r["sku"], r["warehouse"], r["quantity"], r["released_at"]) for r in detail["reservations"]
     ] == [("TSHIRT-M", "MAIN", 2, None)]
     assert [(m["sku"], m["reserved_delta"], m["reason"]) for m in detail["ledger"]] == [

@@ -386,9 +386,9 @@ async def test_a_shipment_made_in_shopify_lowers_on_hand_once_in_either_order(
     webhook_client: httpx.AsyncClient, shopify: ShopifyShop, database: TestDatabase, first: str
 ) -> None:
     """Shopify sends ``orders/updated`` (the line no longer fulfillable) and
-    ``fulfillments/create`` for one shipment, in no promised order. The update releases the
-    hold; the fulfilment takes the units from stock, from the hold if it is still there, else
-    from free stock. Either way the two units leave on hand once."""
+    ``fulfillments/create`` for one shipment, in no promised order. The update keeps the hold
+    of the shipped units; the fulfilment consumes it. Either way the two units leave on hand
+    once."""
     await send(webhook_client, shopify, "orders/create", order())
     await process_pending(database)
     assert await _stock_and_ledger(database) == {"44001": (10, 2, 10), "44002": (10, 1, 10)}
@@ -406,7 +406,7 @@ async def test_a_shipment_made_in_shopify_lowers_on_hand_once_in_either_order(
 
     assert [e.status for e in events] == ["COMPLETED"] * 3
     if first == "orders/updated":
-        assert after_first == {"44001": (10, 0, 10), "44002": (10, 1, 10)}  # released only
+        assert after_first == {"44001": (10, 2, 10), "44002": (10, 1, 10)}  # still held
     else:
         assert after_first == {"44001": (8, 0, 8), "44002": (10, 1, 10)}  # consumed
     status, reservations, _ = await order_state(database)
@@ -429,6 +429,49 @@ async def test_a_shipment_made_in_shopify_lowers_on_hand_once_in_either_order(
     [*_, late] = await process_pending(database)
     assert late.status == "SKIPPED"
     assert await _stock_and_ledger(database) == {"44001": (8, 0, 8), "44002": (10, 1, 10)}
+
+
+async def test_units_shipped_in_shopify_cannot_be_sold_again_before_their_fulfilment(
+    webhook_client: httpx.AsyncClient, shopify: ShopifyShop, database: TestDatabase
+) -> None:
+    """Between ``orders/updated`` (shipped) and ``fulfillments/create`` another order wants
+    every unit of the SKU. It gets only the free ones: the shipped units are still held, so the
+    fulfilment finds them and on hand drops by exactly the units that left."""
+    await send(webhook_client, shopify, "orders/create", order())
+    await process_pending(database)
+    await send(
+        webhook_client,
+        shopify,
+        "orders/updated",
+        _shipped_in_shopify("2026-03-02T10:00:01Z", **{"11001": 2}),
+    )
+    await process_pending(database)
+    greedy = order(
+        5_940_139_499_999,
+        lines=[line_item(12_001, sku="TSHIRT-M", quantity=10, variant_id=44_001, product_id=8_001)],
+    )
+    await send(webhook_client, shopify, "orders/create", greedy)
+    await process_pending(database)
+    assert (await _stock_and_ledger(database))["44001"] == (10, 10, 10)  # 2 kept + 8 free
+
+    await send(webhook_client, shopify, "fulfillments/create", _fulfillment(900, [(11001, 2)]))
+    events = await process_pending(database)
+
+    assert [e.status for e in events] == ["COMPLETED"] * 4
+    assert await _stock_and_ledger(database) == {"44001": (8, 8, 8), "44002": (10, 1, 10)}
+    async with database.sessionmaker() as session:
+        held = dict(
+            (
+                await session.execute(
+                    select(Order.external_order_id, func.sum(Reservation.quantity))
+                    .join(Reservation, Reservation.order_id == Order.id)
+                    .where(Reservation.released_at.is_(None), Reservation.consumed_at.is_(None))
+                    .group_by(Order.external_order_id)
+                )
+            ).all()
+        )
+        await assert_ledger_replays(session, shopify.channel.organization_id)
+    assert held == {"5940139491234": 1, "5940139499999": 8}
 
 
 async def test_an_order_fully_shipped_in_shopify_holds_nothing(

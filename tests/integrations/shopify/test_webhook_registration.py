@@ -10,7 +10,7 @@ import asyncio
 import dataclasses
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +38,13 @@ from rappit.kit.ratelimit import SharedLeakyBucket
 from rappit.models import Channel, ChannelStatus, ChannelType
 from rappit.queues.client import QueueClient
 from rappit.queues.names import QueueName
-from rappit.queues.worker import JobContext, PermanentJobError
+from rappit.queues.worker import JobContext, PermanentJobError, QueueWorker, WorkerOptions
 from rappit.runtime import Runtime
 from rappit.sandbox.shopify.server import SandboxServer
 from rappit.wiring import handler_registry
 from tests.conftest import Tenant, TestDatabase
 from tests.support.factories import TEST_SECRET_KEY
+from tests.support.waiting import wait_until
 
 BASE = "https://rappit.example.com"
 VERSION = "2026-10"
@@ -565,6 +566,62 @@ async def test_a_new_channel_gets_a_registration_job_that_registers(
         "unchanged": 0,
     }
     assert shop.hooks() == _all_correct()
+
+
+async def test_a_change_the_subscriptions_depend_on_registers_them_again(
+    queue_runtime: Runtime,
+    queue_client: QueueClient,
+    tenant: Tenant,
+    channel: Channel,
+    shop: Shop,
+) -> None:
+    """A new API version (or address, or token) asks for a registration again, also after an
+    earlier one finished and is kept; a rename or new settings do not."""
+    runtime = _with_base_url(queue_runtime, BASE)
+    job_id = f"channel-webhooks.{channel.id}"
+    handlers = handler_registry(runtime).for_queue(QueueName.CHANNEL_SYNC)
+    path = f"/api/v1/channels/{channel.id}"
+
+    async def state() -> str:
+        return await queue_client.job_state(QueueName.CHANNEL_SYNC, job_id)
+
+    async def run_registration() -> None:
+        worker = QueueWorker(
+            QueueName.CHANNEL_SYNC,
+            {REGISTER_WEBHOOKS_JOB: handlers[REGISTER_WEBHOOKS_JOB]},
+            queue_client,
+            WorkerOptions(concurrency=1, lock_duration_ms=5000, stalled_interval_ms=5000),
+        )
+        worker.start()
+        try:
+            await wait_until(lambda: _is_completed(state), message="registration completed")
+        finally:
+            await worker.close(timeout_s=5)
+
+    async with await _client(runtime) as api:
+        for unrelated in ({"name": "Renamed"}, {"settings": {"reserve_on_authorized": True}}):
+            response = await api.patch(path, json=unrelated, headers=tenant.headers)
+            assert response.status_code == 200, response.text
+        assert await queue_client.get_job(QueueName.CHANNEL_SYNC, job_id) is None
+
+        response = await api.patch(path, json={"api_version": "2026-07"}, headers=tenant.headers)
+        assert response.status_code == 200, response.text
+        assert await state() == "waiting"
+        await run_registration()
+        assert shop.hooks() == [
+            (topic, _address(topic), "json", "2026-07", []) for topic in HANDLED
+        ]
+
+        # The finished job is kept under the same id; the next change still gets its own run.
+        response = await api.patch(path, json={"api_version": VERSION}, headers=tenant.headers)
+        assert response.status_code == 200, response.text
+        assert await state() == "waiting"
+        await run_registration()
+    assert shop.hooks() == _all_correct()
+
+
+async def _is_completed(state: Callable[[], Awaitable[str]]) -> bool:
+    return await state() == "completed"
 
 
 async def test_the_job_skips_without_base_url_and_fails_as_the_shop_answers(
