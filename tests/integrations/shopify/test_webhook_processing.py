@@ -464,7 +464,8 @@ async def test_units_shipped_in_shopify_cannot_be_sold_again_before_their_fulfil
             (
                 await session.execute(
                     select(Order.external_order_id, func.sum(Reservation.quantity))
-                    .join(Reservation, Reservation.order_id == Order.id)
+                    .join(OrderItem, OrderItem.order_id == Order.id)
+                    .join(Reservation, Reservation.order_item_id == OrderItem.id)
                     .where(Reservation.released_at.is_(None), Reservation.consumed_at.is_(None))
                     .group_by(Order.external_order_id)
                 )
