@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import redis
@@ -38,6 +39,27 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def machine(
+    *described: tuple[str, str],
+    load_before: tuple[float, float, float],
+    load_after: bool = False,
+) -> list[tuple[str, str]]:
+    """The lines that describe the run in a section: date, CPUs and memory, then the script's
+    own (servers, software), then the load average before (and, with ``load_after``, now)."""
+    lines = [
+        ("date", datetime.now(UTC).strftime("%Y-%m-%d")),
+        ("CPUs (nproc)", f"{len(os.sched_getaffinity(0))}, {cpu_model()}"),
+        ("memory", memory()),
+        *described,
+        ("load average before the run", "{:.2f} {:.2f} {:.2f}".format(*load_before)),
+    ]
+    if load_after:
+        lines.append(
+            ("load average after the run", "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+        )
+    return lines
 
 
 def cpu_seconds(pids: list[int]) -> float:

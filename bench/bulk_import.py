@@ -50,7 +50,6 @@ import resource
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -466,14 +465,11 @@ async def main(args: argparse.Namespace) -> None:
         f"CPU: importing {report.cpu.importing_s:.1f} s, reader {report.cpu.reader_s:.1f} s, "
         f"PostgreSQL {report.cpu.postgres_s:.1f} s; load average {report.cpu.load_during:.2f}"
     )
-    machine = [
-        ("date", datetime.now(UTC).strftime("%Y-%m-%d")),
-        ("CPUs (nproc)", f"{len(os.sched_getaffinity(0))}, {benchkit.cpu_model()}"),
-        ("memory", benchkit.memory()),
+    machine = benchkit.machine(
         ("PostgreSQL", f"{server_version} (default configuration, same machine)"),
         ("software", f"Python {platform.python_version()}, Rappit {__version__}"),
-        ("load average before the run", "{:.2f} {:.2f} {:.2f}".format(*load_before)),
-    ]
+        load_before=load_before,
+    )
     if args.docs and not args.profile:
         benchkit.write_section(render_markdown(report, machine, args), DOCS, START_MARK, END_MARK)
         console.print(f"Written to {DOCS}")

@@ -67,7 +67,6 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from typing import Any
 
@@ -1150,10 +1149,7 @@ async def main(arguments: argparse.Namespace) -> None:
         f"(target ≥ {E2E_TARGET}): {'met' if report.flow_met else 'NOT met'}"
     )
 
-    machine = [
-        ("date", datetime.now(UTC).strftime("%Y-%m-%d")),
-        ("CPUs (nproc)", f"{len(os.sched_getaffinity(0))}, {benchkit.cpu_model()}"),
-        ("memory", benchkit.memory()),
+    machine = benchkit.machine(
         ("PostgreSQL", f"{server_version} (default configuration, same machine)"),
         ("Redis", _redis_description(arguments.redis_url)),
         (
@@ -1163,8 +1159,8 @@ async def main(arguments: argparse.Namespace) -> None:
             f"{package_version('bullmq')}, wrk {_wrk_version()} ({arguments.threads} threads), "
             f"Rappit {__version__}",
         ),
-        ("load average before the run", "{:.2f} {:.2f} {:.2f}".format(*load_before)),
-    ]
+        load_before=load_before,
+    )
     if arguments.docs:
         benchkit.write_section(
             render_markdown(report, machine, arguments, body_bytes), DOCS, START_MARK, END_MARK

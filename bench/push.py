@@ -50,7 +50,6 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -623,19 +622,16 @@ def main(arguments: argparse.Namespace) -> None:
         table.add_row(*_cells(cell, rappit[cell.size]))
     Console(width=max(console.width, 120)).print(table)
 
-    machine = [
-        ("date", datetime.now(UTC).strftime("%Y-%m-%d")),
-        ("CPUs (nproc)", f"{len(os.sched_getaffinity(0))}, {benchkit.cpu_model()}"),
-        ("memory", benchkit.memory()),
+    machine = benchkit.machine(
         ("PostgreSQL", f"{server_version} (default configuration, same machine)"),
         (
             "software",
             f"Python {platform.python_version()}, Rappit {__version__}, the sandbox in a "
             "process of its own",
         ),
-        ("load average before the run", "{:.2f} {:.2f} {:.2f}".format(*load_before)),
-        ("load average after the run", "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())),
-    ]
+        load_before=load_before,
+        load_after=True,
+    )
     if arguments.docs:
         benchkit.write_section(
             render_markdown(cells, machine, arguments), DOCS, START_MARK, END_MARK

@@ -47,7 +47,6 @@ import statistics
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 import benchkit
@@ -486,19 +485,16 @@ async def main(arguments: argparse.Namespace) -> None:
         table.add_row(*_cells(result))
     Console(width=max(console.width, 130)).print(table)
 
-    machine = [
-        ("date", datetime.now(UTC).strftime("%Y-%m-%d")),
-        ("CPUs (nproc)", f"{len(os.sched_getaffinity(0))}, {benchkit.cpu_model()}"),
-        ("memory", benchkit.memory()),
+    machine = benchkit.machine(
         ("Redis", redis_description),
         (
             "Python",
             f"{platform.python_version()}, bullmq {_package_version('bullmq')}, redis-py "
             f"{_package_version('redis')}, Rappit {__version__}",
         ),
-        ("load average before the run", "{:.2f} {:.2f} {:.2f}".format(*load_before)),
-        ("load average after the run", "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())),
-    ]
+        load_before=load_before,
+        load_after=True,
+    )
     if arguments.docs:
         benchkit.write_section(
             render_markdown(results, machine, arguments), DOCS, START_MARK, END_MARK

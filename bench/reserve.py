@@ -41,7 +41,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -404,14 +403,11 @@ async def main(arguments: argparse.Namespace) -> None:
         table.add_row(*_cells(result))
     console.print(table)
 
-    machine = [
-        ("date", datetime.now(UTC).strftime("%Y-%m-%d")),
-        ("CPUs (nproc)", f"{len(os.sched_getaffinity(0))}, {benchkit.cpu_model()}"),
-        ("memory", benchkit.memory()),
+    machine = benchkit.machine(
         ("PostgreSQL", f"{server_version} (default configuration, same machine)"),
         ("Python", f"{platform.python_version()}, asyncio event loop, Rappit {__version__}"),
-        ("load average before the run", "{:.2f} {:.2f} {:.2f}".format(*load_before)),
-    ]
+        load_before=load_before,
+    )
     if arguments.docs:
         benchkit.write_section(
             render_markdown(results, machine, arguments.seconds), DOCS, START_MARK, END_MARK

@@ -59,7 +59,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib.metadata import version as package_version
 from typing import Any
 
@@ -545,19 +545,16 @@ def main(arguments: argparse.Namespace) -> None:
     Console(width=max(console.width, 130)).print(table)
     console.print(f"Target (Rappit ≥ {TARGET}, no 429): {'met' if _met(cells) else 'NOT met'}")
 
-    machine = [
-        ("date", datetime.now(UTC).strftime("%Y-%m-%d")),
-        ("CPUs (nproc)", f"{len(os.sched_getaffinity(0))}, {benchkit.cpu_model()}"),
-        ("memory", benchkit.memory()),
+    machine = benchkit.machine(
         ("Redis", _redis_description(arguments.redis_url)),
         (
             "software",
             f"Python {platform.python_version()}, httpx {package_version('httpx')}, "
             f"uvicorn {package_version('uvicorn')} (the sandbox), Rappit {__version__}",
         ),
-        ("load average before the run", "{:.2f} {:.2f} {:.2f}".format(*load_before)),
-        ("load average after the run", "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())),
-    ]
+        load_before=load_before,
+        load_after=True,
+    )
     if arguments.docs:
         benchkit.write_section(
             render_markdown(cells, machine, arguments), DOCS, START_MARK, END_MARK
