@@ -987,7 +987,9 @@ def render_markdown(
         f"{arguments.connections / r.rappit_ingest.per_second * 1000:,.0f} ms on average), so "
         f"a p99 within {INGEST_P99_TARGET_MS:g} ms at {arguments.connections} connections needs "
         f"well over {arguments.connections / INGEST_P99_TARGET_MS * 1000:,.0f} deliveries per "
-        "second. End to end, the worker processes spent "
+        f"second; the bare app, at {r.bare_ingest.per_second:,.0f} per second, had a p99 of "
+        f"{r.bare_ingest.p99_ms:.1f} ms itself on this machine. End to end, the worker "
+        "processes spent "
         f"{r.rappit_flow.cpu_ms_per_item.get('workers', 0):.1f} ms of CPU per order (upsert, "
         "SKU resolution, reservations with their ledger rows, two commits) against "
         f"{r.bare_flow.cpu_ms_per_item.get('workers', 0):.2f} ms per no-op job.",
