@@ -131,8 +131,10 @@ class OrderService:
             return UpsertResult(order, UpsertOutcome.STALE)
 
         self._apply_header(order, data)
-        await self._apply_lines(order, channel, data.lines)
-        result = await self.reconcile(order, channel=channel)
+        items = await self._apply_lines(order, channel, data.lines, is_new=is_new)
+        # A new order has no reservations yet: nothing to read back (two statements fewer on
+        # the path every incoming order takes).
+        result = await self.reconcile(order, channel=channel, items=items, holds_nothing=is_new)
         await self.session.flush()
         outcome = UpsertOutcome.CREATED if is_new else UpsertOutcome.UPDATED
         return UpsertResult(order, outcome, result.shortfalls)
@@ -155,9 +157,13 @@ class OrderService:
         order.details = data.details
 
     async def _apply_lines(
-        self, order: Order, channel: Channel, lines: Sequence[ChannelOrderLine]
-    ) -> None:
-        existing = {item.external_item_id: item for item in await self.repository.items(order.id)}
+        self, order: Order, channel: Channel, lines: Sequence[ChannelOrderLine], *, is_new: bool
+    ) -> list[OrderItem]:
+        """Write the channel's lines onto the order's items; returns every item of the order
+        (by id), as now flushed. A new order has none yet: they are not read."""
+        stored = [] if is_new else await self.repository.items(order.id)
+        existing = {item.external_item_id: item for item in stored}
+        added: list[OrderItem] = []
         seen: set[str] = set()
         for line in lines:
             if line.external_item_id in seen:
@@ -174,6 +180,7 @@ class OrderService:
                     channel_fulfilled_quantity=0,
                 )
                 self.session.add(item)
+                added.append(item)
             identity_changed = (
                 item.external_variant_id != line.external_variant_id or item.sku_code != line.sku
             )
@@ -192,6 +199,7 @@ class OrderService:
                 # Removed from the order by an edit: nothing more is owed for it.
                 item.quantity = 0
         await self.session.flush()
+        return sorted([*stored, *added], key=lambda item: item.id)
 
     async def resolve_sku(self, channel_id: uuid.UUID, line: ChannelOrderLine) -> uuid.UUID | None:
         """The channel's variant id through a listing first (stable), else the SKU code in the
@@ -213,16 +221,32 @@ class OrderService:
             )
         return sku_id
 
-    async def reconcile(self, order: Order, *, channel: Channel | None = None) -> ReconcileResult:
+    async def reconcile(
+        self,
+        order: Order,
+        *,
+        channel: Channel | None = None,
+        items: Sequence[OrderItem] | None = None,
+        holds_nothing: bool = False,
+    ) -> ReconcileResult:
         """Make the order's active reservations match what it owes now, then set its status.
 
         The caller holds the order's row lock. Paid → each mapped line holds what is still to
         be shipped (``open_units``: quantity less what Rappit recorded or the channel reports as
         fulfilled), and keeps what it holds for units the channel shipped until their
         fulfilment is recorded (``kept_units``); cancelled, unpaid or refunded → nothing held.
+
+        ``items``: the order's items as the caller just wrote them under the same lock (else
+        they are read); ``holds_nothing``: the caller knows there are no reservations (a new
+        order).
         """
-        items = await self.repository.items(order.id)
-        active = await self.repository.reservations([i.id for i in items], active_only=True)
+        if items is None:
+            items = await self.repository.items(order.id)
+        active = (
+            []
+            if holds_nothing
+            else await self.repository.reservations([i.id for i in items], active_only=True)
+        )
         by_item: dict[uuid.UUID, list[Reservation]] = defaultdict(list)
         for reservation in active:
             by_item[reservation.order_item_id].append(reservation)
