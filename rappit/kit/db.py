@@ -10,6 +10,7 @@ reader later tries to write. PostgreSQL uses READ COMMITTED with explicit row lo
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -26,6 +28,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A pooled PostgreSQL connection unused for this long is checked before it is handed out.
+PING_AFTER_IDLE_S = 5.0
 
 AfterCommitHook = Callable[[], Awaitable[None]]
 
@@ -34,7 +38,13 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    echo: bool = False,
+    ping_after_idle_s: float = PING_AFTER_IDLE_S,
+) -> AsyncEngine:
     if is_sqlite(url):
         database = make_url(url).database
         if database and database != ":memory:":
@@ -44,9 +54,38 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
         )
         _configure_sqlite(engine)
         return engine
-    return create_async_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-    )
+    engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size)
+    _ping_after_idle(engine, ping_after_idle_s)
+    return engine
+
+
+def _ping_after_idle(engine: AsyncEngine, idle_s: float) -> None:
+    """Check a pooled connection with a round trip before use only when it sat unused for
+    ``idle_s`` or longer; a broken one is replaced before anyone sees it.
+
+    SQLAlchemy's ``pool_pre_ping`` pings on every checkout: one extra round trip per unit of
+    work, which for a worker is two of the ~25 an order costs, and for the webhook inbox one
+    of the two a flush costs. A connection used moments ago is as good as a ping; if the server
+    went away since, the statement fails as a disconnect, SQLAlchemy discards every
+    connection opened before that moment, and the request or job fails once (a job is then
+    retried like any other failure)."""
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")  # none yet: a connection made just now
+        if idle_since is None or time.monotonic() - idle_since < idle_s:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # The pool closes this one and hands out a fresh connection instead.
+            raise DisconnectionError(f"pooled connection lost while idle: {exc}") from exc
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
