@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     # Reconciliation: every this many seconds each active channel re-polls its recent orders
     # and stock, healing what webhooks missed (0 turns the schedule off).
     reconcile_interval_s: int = Field(default=3600, ge=0)
+    # With a webhook base URL: every this many seconds each active Shopify channel's
+    # subscriptions are registered again if anything is missing (0 turns the check off).
+    webhook_check_interval_s: int = Field(default=3600, ge=0)
     # How far back a reconciliation re-reads orders (by the channel's updated_at).
     reconcile_window_hours: int = Field(default=DEFAULT_RECONCILE_WINDOW_HOURS, ge=1, le=24 * 60)
     # Inventory push: stock changes within this many milliseconds share one push job per

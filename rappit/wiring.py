@@ -20,6 +20,7 @@ from rappit.integrations.shopify import webhook_registration as shopify_webhook_
 from rappit.integrations.shopify import webhook_topics as shopify_webhook_topics
 from rappit.inventory import tasks as inventory_tasks
 from rappit.inventory.push import InventoryTargets, push_handler
+from rappit.models import ChannelType
 from rappit.queues import scheduler
 from rappit.queues.names import WORK_QUEUES, QueueName
 from rappit.queues.scheduler import PeriodicJob
@@ -73,6 +74,16 @@ def handler_registry(runtime: Runtime) -> HandlerRegistry:
         channel_tasks.REGISTER_WEBHOOKS_JOB,
         shopify_webhook_registration.register_handler(
             runtime.sessionmaker, shopify_webhook_registration.WebhookRegistrar.for_runtime(runtime)
+        ),
+    )
+    registry.register(
+        QueueName.CHANNEL_SYNC,
+        channel_tasks.CHECK_WEBHOOKS_JOB,
+        channel_tasks.check_webhooks_handler(
+            runtime.sessionmaker,
+            runtime.queue,
+            [ChannelType.SHOPIFY],
+            enabled=webhook_check_enabled(settings),
         ),
     )
     registry.register(
@@ -162,6 +173,11 @@ def inventory_targets(runtime: Runtime) -> InventoryTargets:
     return targets
 
 
+def webhook_check_enabled(settings: Settings) -> bool:
+    """Subscriptions are Rappit's to keep only with a base URL to point them at."""
+    return bool(settings.webhook_base_url) and settings.webhook_check_interval_s > 0
+
+
 def periodic_jobs(settings: Settings) -> list[PeriodicJob]:
     jobs = [
         PeriodicJob(
@@ -189,6 +205,16 @@ def periodic_jobs(settings: Settings) -> list[PeriodicJob]:
             settings.sweep_interval_s * 1000,
         ),
     ]
+    if webhook_check_enabled(settings):
+        # One job asks for every active channel's webhook registration (rappit.channels.tasks).
+        jobs.append(
+            PeriodicJob(
+                "channel-webhooks-check",
+                QueueName.CHANNEL_SYNC,
+                channel_tasks.CHECK_WEBHOOKS_JOB,
+                settings.webhook_check_interval_s * 1000,
+            )
+        )
     if settings.reconcile_interval_s > 0:
         # One job starts every active channel's reconciliation (rappit.sync.reconciliation).
         jobs.append(
