@@ -10,8 +10,7 @@ import pytest
 
 from rappit.channels import tasks as channel_tasks
 from rappit.channels.tasks import CHECK_WEBHOOKS_JOB, REGISTER_WEBHOOKS_JOB
-from rappit.kit.db import unit_of_work
-from rappit.models import Channel, ChannelStatus, ChannelType
+from rappit.models import ChannelStatus, ChannelType
 from rappit.queues import scheduler
 from rappit.queues.client import QueueClient
 from rappit.queues.names import QueueName
@@ -20,7 +19,8 @@ from rappit.queues.worker import Handler, JobContext, QueueWorker, WorkerOptions
 from rappit.runtime import Runtime
 from rappit.wiring import handler_registry, periodic_jobs
 from tests.conftest import Tenant
-from tests.support.factories import make_channel
+from tests.support.factories import committed_channel
+from tests.support.schedules import installed_schedules
 from tests.support.waiting import wait_until
 
 BASE = "https://rappit.example.com"
@@ -30,20 +30,6 @@ TICK = JobContext(QueueName.CHANNEL_SYNC, CHECK_WEBHOOKS_JOB, "repeat:webhooks-c
 def _with_base_url(runtime: Runtime, base_url: str | None) -> Runtime:
     settings = runtime.settings.model_copy(update={"webhook_base_url": base_url})
     return dataclasses.replace(runtime, settings=settings)
-
-
-async def _channel(
-    runtime: Runtime,
-    tenant: Tenant,
-    *,
-    channel_type: ChannelType = ChannelType.SHOPIFY,
-    status: ChannelStatus = ChannelStatus.ACTIVE,
-) -> Channel:
-    async with unit_of_work(runtime.sessionmaker) as session:
-        channel = await make_channel(session, tenant.organization_id)
-        channel.type = channel_type
-        channel.status = status
-    return channel
 
 
 def _check(runtime: Runtime) -> Handler:
@@ -67,10 +53,14 @@ async def test_every_active_shopify_channel_of_every_organisation_is_asked_for(
 ) -> None:
     monkeypatch.setattr(channel_tasks, "CHECK_PAGE", page)
     runtime = _with_base_url(queue_runtime, BASE)
-    active = await _channel(runtime, tenant)
-    await _channel(runtime, tenant, status=ChannelStatus.DISCONNECTED)
-    await _channel(runtime, tenant, channel_type=ChannelType.WOOCOMMERCE)  # no registration
-    elsewhere = await _channel(runtime, other_tenant)
+    active = await committed_channel(runtime.sessionmaker, tenant.organization_id)
+    await committed_channel(
+        runtime.sessionmaker, tenant.organization_id, status=ChannelStatus.DISCONNECTED
+    )
+    await committed_channel(
+        runtime.sessionmaker, tenant.organization_id, channel_type=ChannelType.WOOCOMMERCE
+    )  # no registration
+    elsewhere = await committed_channel(runtime.sessionmaker, other_tenant.organization_id)
 
     assert await _check(runtime)(TICK) == {"channels": 2}
 
@@ -93,7 +83,7 @@ async def test_a_registration_that_finished_is_asked_for_again(
     queue_runtime: Runtime, queue_client: QueueClient, tenant: Tenant
 ) -> None:
     runtime = _with_base_url(queue_runtime, BASE)
-    channel = await _channel(runtime, tenant)
+    channel = await committed_channel(runtime.sessionmaker, tenant.organization_id)
     job_id = f"channel-webhooks.{channel.id}"
     ran: list[str] = []
 
@@ -129,10 +119,7 @@ async def test_scheduled_only_with_a_base_url_and_silent_when_turned_off(
         PeriodicJob("channel-webhooks-check", QueueName.CHANNEL_SYNC, CHECK_WEBHOOKS_JOB, 3_600_000)
     ]
     await scheduler.install(queue_client, jobs)
-    installed = {
-        s["key"]: (s["name"], int(s["every"]))
-        for s in await queue_client.queue(QueueName.CHANNEL_SYNC).getJobSchedulers()
-    }
+    installed = await installed_schedules(queue_client, QueueName.CHANNEL_SYNC)
     assert installed["channel-webhooks-check"] == (CHECK_WEBHOOKS_JOB, 3_600_000)
 
     no_url = _with_base_url(queue_runtime, None)
@@ -140,7 +127,7 @@ async def test_scheduled_only_with_a_base_url_and_silent_when_turned_off(
     for settings in (no_url.settings, interval_off):
         assert "channel-webhooks-check" not in [j.scheduler_id for j in periodic_jobs(settings)]
     # A schedule installed before it was turned off still fires: its job asks for nothing.
-    await _channel(queue_runtime, tenant)
+    await committed_channel(queue_runtime.sessionmaker, tenant.organization_id)
     for runtime in (no_url, dataclasses.replace(with_url, settings=interval_off)):
         assert await _check(runtime)(TICK) == {"disabled": True}
     assert await _asked_for(queue_client) == {}

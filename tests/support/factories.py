@@ -9,14 +9,16 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rappit.inventory.service import InventoryService
 from rappit.kit.crypto import SecretBox
+from rappit.kit.db import unit_of_work
 from rappit.models import (
     Channel,
     ChannelListing,
     ChannelLocation,
+    ChannelStatus,
     ChannelType,
     InventoryMovement,
     PaymentStatus,
@@ -37,10 +39,13 @@ async def make_channel(
     *,
     shop_domain: str | None = None,
     settings: dict[str, Any] | None = None,
+    channel_type: ChannelType = ChannelType.SHOPIFY,
+    status: ChannelStatus = ChannelStatus.ACTIVE,
 ) -> Channel:
     channel = Channel(
         organization_id=organization_id,
-        type=ChannelType.SHOPIFY,
+        type=channel_type,
+        status=status,
         name="Test shop",
         shop_domain=shop_domain or f"shop-{uuid.uuid4().hex[:8]}.myshopify.com",
         api_version="2026-10",
@@ -53,6 +58,20 @@ async def make_channel(
     session.add(channel)
     await session.flush()
     return channel
+
+
+async def committed_channel(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    organization_id: uuid.UUID,
+    *,
+    channel_type: ChannelType = ChannelType.SHOPIFY,
+    status: ChannelStatus = ChannelStatus.ACTIVE,
+) -> Channel:
+    """A channel in its own committed transaction (for tests of what other processes see)."""
+    async with unit_of_work(sessionmaker) as session:
+        return await make_channel(
+            session, organization_id, channel_type=channel_type, status=status
+        )
 
 
 async def make_warehouse(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from rappit.kit.db import unit_of_work
-from rappit.models import Channel, ChannelStatus, ChannelType, SyncResource, SyncRun
+from rappit.models import ChannelStatus, ChannelType, SyncResource, SyncRun
 from rappit.queues import scheduler
 from rappit.queues.client import QueueClient
 from rappit.queues.names import QueueName
@@ -18,19 +18,10 @@ from rappit.sync.reconciliation import reconcile_handler
 from rappit.sync.tasks import RECONCILE_JOB
 from rappit.wiring import handler_registry, periodic_jobs, sync_pullers
 from tests.conftest import Tenant, TestDatabase
-from tests.support.factories import make_channel
+from tests.support.factories import committed_channel
+from tests.support.schedules import installed_schedules
 
 TICK = JobContext(QueueName.SHOPIFY_SYNC, RECONCILE_JOB, "repeat:sync-reconcile:1", {}, 1, 1)
-
-
-async def _channel(
-    runtime: Runtime, tenant: Tenant, *, channel_type: str = "shopify", status: str = "active"
-) -> Channel:
-    async with unit_of_work(runtime.sessionmaker) as session:
-        channel = await make_channel(session, tenant.organization_id)
-        channel.type = channel_type
-        channel.status = status
-    return channel
 
 
 async def _reconcile_runs(database: TestDatabase) -> list[SyncRun]:
@@ -44,11 +35,15 @@ async def _reconcile_runs(database: TestDatabase) -> list[SyncRun]:
 async def test_each_tick_starts_one_run_per_active_channel_and_never_a_second(
     queue_runtime: Runtime, database: TestDatabase, tenant: Tenant, other_tenant: Tenant
 ) -> None:
-    active = await _channel(queue_runtime, tenant)
-    await _channel(queue_runtime, tenant, status=ChannelStatus.DISCONNECTED)
+    active = await committed_channel(queue_runtime.sessionmaker, tenant.organization_id)
+    await committed_channel(
+        queue_runtime.sessionmaker, tenant.organization_id, status=ChannelStatus.DISCONNECTED
+    )
     # No reconciliation puller for this type: nothing to start.
-    await _channel(queue_runtime, tenant, channel_type=ChannelType.WOOCOMMERCE)
-    elsewhere = await _channel(queue_runtime, other_tenant)
+    await committed_channel(
+        queue_runtime.sessionmaker, tenant.organization_id, channel_type=ChannelType.WOOCOMMERCE
+    )
+    elsewhere = await committed_channel(queue_runtime.sessionmaker, other_tenant.organization_id)
     # The handler the workers run, as wired.
     tick = handler_registry(queue_runtime).for_queue(QueueName.SHOPIFY_SYNC)[RECONCILE_JOB]
 
@@ -92,16 +87,13 @@ async def test_the_schedule_is_installed_every_interval_and_not_at_all_when_turn
         PeriodicJob("sync-reconcile", QueueName.SHOPIFY_SYNC, RECONCILE_JOB, 3_600_000)
     ]
     await scheduler.install(queue_client, jobs)
-    installed = {
-        s["key"]: (s["name"], int(s["every"]))
-        for s in await queue_client.queue(QueueName.SHOPIFY_SYNC).getJobSchedulers()
-    }
+    installed = await installed_schedules(queue_client, QueueName.SHOPIFY_SYNC)
     assert installed["sync-reconcile"] == (RECONCILE_JOB, 3_600_000)
 
     off = settings.model_copy(update={"reconcile_interval_s": 0})
     assert "sync-reconcile" not in [j.scheduler_id for j in periodic_jobs(off)]
     # A schedule installed before it was turned off still fires: its job starts nothing.
-    await _channel(queue_runtime, tenant)
+    await committed_channel(queue_runtime.sessionmaker, tenant.organization_id)
     handler = reconcile_handler(
         queue_runtime.sessionmaker, sync_pullers(queue_runtime), interval_s=0, window_hours=24
     )
