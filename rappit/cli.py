@@ -10,8 +10,10 @@ on stderr and exit code 1; a traceback means a bug.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import signal
+import socket
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -286,6 +288,7 @@ def serve(host: HostOption = None, port: PortOption = None) -> None:
         settings = _load_settings()
         host = host or settings.host
         port = port or settings.port
+        _require_free_port(host, port)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         settings.resolved_secret_key()  # generated into the data dir on first start
         url = _database_url(settings)
@@ -305,6 +308,32 @@ def serve(host: HostOption = None, port: PortOption = None) -> None:
         ],
     )
     _run_embedded(settings, host, port)
+
+
+def _require_free_port(host: str, port: int) -> None:
+    """Refuse at once, in one line, an address the server could not listen on, instead of
+    starting everything and then stopping with the server's own log line (a second Rappit
+    still running is the usual cause). Bound the way the server binds (SO_REUSEADDR)."""
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except socket.gaierror as exc:
+        raise CliError(f"cannot listen on {host}: {exc.strerror}") from exc
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise CliError(
+                f"{_listen_address(host, port)} is already in use (another Rappit still running?): "
+                "stop it, or choose another port with --port or RAPPIT_PORT"
+            ) from exc
+        raise CliError(f"cannot listen on {_listen_address(host, port)}: {exc.strerror}") from exc
+
+
+def _listen_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _describe_redis(settings: Settings) -> str:
@@ -347,6 +376,7 @@ def api_command(
         settings = _load_settings()
         host = host or settings.host
         port = port or settings.port
+        _require_free_port(host, port)
         # Checked here, once, rather than in every worker process after the fork.
         settings.resolved_secret_key()
         url = _database_url(settings)

@@ -264,6 +264,32 @@ def test_api_refuses_a_database_without_schema(runner: CliRunner) -> None:
     _assert_one_line_error(result, "the database has no schema yet: run `rappit db upgrade` first")
 
 
+@pytest.mark.parametrize("command", ["serve", "api"])
+def test_a_port_in_use_fails_with_one_line_before_anything_starts(
+    runner: CliRunner, data_dir: Path, command: str
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        result = runner.invoke(app, [command, "--host", "127.0.0.1", "--port", str(port)])
+
+    _assert_one_line_error(
+        result,
+        f"127.0.0.1:{port} is already in use (another Rappit still running?): stop it, or "
+        "choose another port with --port or RAPPIT_PORT",
+    )
+    assert not data_dir.exists()  # no database, no secret key, no embedded Redis
+
+
+def test_a_host_that_cannot_be_resolved_fails_with_one_line(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["serve", "--host", "no-such-host.invalid", "--port", "8000"])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: cannot listen on no-such-host.invalid: ")
+    assert len(result.output.strip().splitlines()) == 1
+
+
 # --- serve, as a real process ------------------------------------------------------------------
 
 
