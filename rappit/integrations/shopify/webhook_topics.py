@@ -9,13 +9,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from rappit.fulfillments.service import (
-    FulfillmentLine,
-    FulfillmentService,
-    Tracking,
-    apply_update,
+from rappit.integrations.shopify.channel_fulfillments import (
+    Outcome,
+    apply_channel_fulfillment,
+    fulfillment_status,
 )
-from rappit.integrations.shopify.fulfillments import parse_timestamp
 from rappit.integrations.shopify.inventory_push import is_push_echo, remember_channel_level
 from rappit.integrations.shopify.orders import ShopifyPayloadError, map_order
 from rappit.integrations.shopify.topics import ORDER_TOPICS
@@ -25,9 +23,6 @@ from rappit.models import (
     ChannelListing,
     ChannelLocation,
     ChannelStatus,
-    Fulfillment,
-    FulfillmentStatus,
-    OrderItem,
     StockMaster,
     WebhookEvent,
     WebhookEventStatus,
@@ -41,17 +36,6 @@ from rappit.webhooks.service import redact_payloads
 logger = logging.getLogger(__name__)
 
 SOURCE = "shopify"
-
-_FULFILLMENT_STATUS = {
-    "success": FulfillmentStatus.SUCCESS,
-    "pending": FulfillmentStatus.PENDING,
-    "open": FulfillmentStatus.PENDING,
-    "cancelled": FulfillmentStatus.CANCELLED,
-    "error": FulfillmentStatus.FAILED,
-    "failure": FulfillmentStatus.FAILED,
-}
-# Fulfilments in these states shipped nothing.
-_NOT_SHIPPED = {FulfillmentStatus.CANCELLED, FulfillmentStatus.FAILED}
 
 
 class OrderNotYetKnown(Exception):
@@ -84,20 +68,6 @@ async def handle_order(session: AsyncSession, channel: Channel, event: WebhookEv
     return TopicResult(resource_id=data.external_order_id)
 
 
-def _tracking(payload: dict[str, Any]) -> Tracking:
-    def first(single: str, many: str) -> str | None:
-        value = payload.get(single)
-        if not value and isinstance(payload.get(many), list) and payload[many]:
-            value = payload[many][0]
-        return str(value) if value else None
-
-    return Tracking(
-        number=first("tracking_number", "tracking_numbers"),
-        company=str(payload["tracking_company"]) if payload.get("tracking_company") else None,
-        url=first("tracking_url", "tracking_urls"),
-    )
-
-
 async def handle_fulfillment(
     session: AsyncSession, channel: Channel, event: WebhookEvent
 ) -> TopicResult:
@@ -111,62 +81,16 @@ async def handle_fulfillment(
     order = await OrderRepository(session, org).lock_existing(channel.id, order_id)
     if order is None:
         raise OrderNotYetKnown(f"order {order_id} is not known yet")
-    status = _FULFILLMENT_STATUS.get(
-        str(payload.get("status") or "success"), FulfillmentStatus.SUCCESS
-    )
-    external_id = str(payload["id"])
-    tracking = _tracking(payload)
-    updated_at = parse_timestamp(payload.get("updated_at"))
-
-    existing = await session.scalar(
-        select(Fulfillment).where(
-            Fulfillment.organization_id == org,
-            Fulfillment.order_id == order.id,
-            Fulfillment.external_fulfillment_id == external_id,
-        )
-    )
-    if existing is not None:
-        # Ours (created in Shopify by Rappit) or seen before: match it, never count it twice.
-        apply_update(existing, tracking=tracking, status=status, channel_updated_at=updated_at)
+    applied = await apply_channel_fulfillment(session, org, order, payload)
+    if applied.outcome == Outcome.MATCHED:
         return TopicResult(note="matched a recorded fulfilment", resource_id=order_id)
-    # One Rappit sent to Shopify whose id it has not stored yet (this webhook came first).
-    sent_units = {
-        str(line.get("id")): int(line.get("quantity") or 0)
-        for line in payload.get("line_items") or []
-    }
-    if await FulfillmentService(session, org).claim_in_flight(
-        order, external_id, sent_units, tracking, status, updated_at
-    ):
+    if applied.outcome == Outcome.CLAIMED:
         return TopicResult(note="matched a fulfilment Rappit is creating", resource_id=order_id)
-    if status in _NOT_SHIPPED:
-        return _skipped(f"fulfilment {external_id} is {status}: nothing shipped", order_id)
-
-    items = {
-        item.external_item_id: item
-        for item in (
-            await session.scalars(
-                select(OrderItem).where(
-                    OrderItem.organization_id == org, OrderItem.order_id == order.id
-                )
-            )
-        ).all()
-    }
-    lines: list[FulfillmentLine] = []
-    for line in payload.get("line_items") or []:
-        item = items.get(str(line.get("id")))
-        if item is None:
-            raise ShopifyPayloadError(
-                f"fulfilment line {line.get('id')} is not on order {order_id}"
-            )
-        open_quantity = item.quantity - item.fulfilled_quantity
-        quantity = min(int(line.get("quantity") or 0), open_quantity)
-        if quantity > 0:
-            lines.append(FulfillmentLine(item.id, quantity))
-    if not lines:
+    if applied.outcome == Outcome.NOT_SHIPPED:
+        status = fulfillment_status(payload)
+        return _skipped(f"fulfilment {applied.external_id} is {status}: nothing shipped", order_id)
+    if applied.outcome == Outcome.NOTHING_OPEN:
         return _skipped("fulfilment covers nothing still open on the order", order_id)
-    await FulfillmentService(session, org).record(
-        order, lines, external_fulfillment_id=external_id, tracking=tracking, status=status
-    )
     return TopicResult(resource_id=order_id)
 
 
