@@ -6,15 +6,19 @@ periodic run re-polls every order updated in a recent window (every status) and 
 with Rappit's copy by the channel's ``updated_at``: an order Rappit does not have is *missing*,
 one whose stored version is older is *stale*. Both are applied through the same order service
 as webhooks and polls, which is idempotent: a reconciliation never duplicates an order and a
-version older than the stored one changes nothing. Then each linked inventory item at each
+version older than the stored one changes nothing. The fulfilments those orders show that
+Rappit has not recorded (their webhook never came) are recorded, consuming their stock once
+(``channel_fulfillments``). Then each linked inventory item at each
 mapped location is compared: Rappit's available against the store's; where the channel is the
 stock master its figure is applied (as the missed ``inventory_levels/update`` would have been),
 elsewhere the difference is only recorded.
 
 The run's ``counts`` carry the numbers (``orders_checked``, ``orders_missing``,
-``orders_stale``, ``orders_healed``, ``stock_checked``, ``stock_differing``, ``stock_healed``,
+``orders_stale``, ``orders_healed``, ``fulfillments_checked`` (those not recorded yet),
+``fulfillments_healed``, ``stock_checked``, ``stock_differing``, ``stock_healed``,
 ``unmapped_locations``, ``invalid``); its ``drift`` holds the first ``DETAIL_LIMIT`` entries of
-each kind (``{"orders": [...], "stock": [...]}``): the counts say how many there were in all.
+each kind (``{"orders": [...], "fulfillments": [...], "stock": [...]}``): the counts say how
+many there were in all.
 
 Like every pull it resumes from its cursor (``window_hours``, ``since``, ``page_info``,
 ``orders_done``, ``item_offset``): each page is applied together with the cursor.
@@ -29,6 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rappit.config import Settings
+from rappit.integrations.shopify.channel_fulfillments import Outcome, apply_channel_fulfillment
 from rappit.integrations.shopify.client import ShopifyClient
 from rappit.integrations.shopify.orders import ShopifyPayloadError, map_order
 from rappit.integrations.shopify.stock_levels import (
@@ -38,8 +43,9 @@ from rappit.integrations.shopify.stock_levels import (
     load_inventory_map,
 )
 from rappit.kit.types import utcnow
-from rappit.models import Channel, Order
+from rappit.models import Channel, Fulfillment, Order
 from rappit.orders.inputs import ChannelOrder
+from rappit.orders.repository import OrderRepository
 from rappit.orders.service import OrderService, UpsertOutcome
 from rappit.sync.service import SyncContext
 
@@ -50,6 +56,7 @@ COUNTS = (
     "orders_missing",
     "orders_stale",
     "orders_healed",
+    "fulfillments_healed",
     "stock_checked",
     "stock_differing",
     "stock_healed",
@@ -60,6 +67,7 @@ async def pull_reconcile(sync: SyncContext, client: ShopifyClient) -> None:
     for name in COUNTS:
         sync.counts.setdefault(name, 0)
     sync.drift.setdefault("orders", [])
+    sync.drift.setdefault("fulfillments", [])
     sync.drift.setdefault("stock", [])
     # Orders first: healing a missed order reserves its stock, which the stock check then
     # finds in agreement with the store instead of reporting it as drift.
@@ -94,15 +102,26 @@ async def _reconcile_orders(sync: SyncContext, client: ShopifyClient) -> None:
         "orders.json", params, page_info=sync.cursor.get("page_info")
     ):
         mapped: list[ChannelOrder] = []
+        shipments: dict[str, list[dict[str, Any]]] = {}
         for payload in response.json.get("orders", []):
             try:
-                mapped.append(map_order(payload))
+                data = map_order(payload)
             except ShopifyPayloadError as exc:
                 sync.count("invalid")
                 sync.problem("invalid_order", order_id=str(payload.get("id")), error=str(exc))
+                continue
+            mapped.append(data)
+            fulfillments = payload.get("fulfillments")
+            if isinstance(fulfillments, list) and fulfillments:
+                shipments[data.external_order_id] = [f for f in fulfillments if isinstance(f, dict)]
 
-        async def apply(session: AsyncSession, orders: list[ChannelOrder] = mapped) -> None:
+        async def apply(
+            session: AsyncSession,
+            orders: list[ChannelOrder] = mapped,
+            fulfillments: dict[str, list[dict[str, Any]]] = shipments,
+        ) -> None:
             await _heal_orders(session, sync, orders)
+            await _heal_fulfillments(session, sync, fulfillments)
 
         await sync.commit_page(
             apply,
@@ -156,6 +175,66 @@ async def _heal_orders(
                 "healed": healed,
             },
         )
+
+
+async def _heal_fulfillments(
+    session: AsyncSession, sync: SyncContext, shipments: dict[str, list[dict[str, Any]]]
+) -> None:
+    """Record the fulfilments the orders show that Rappit has not: their webhook never came.
+    Until one is recorded its units stay held (``OrderService.reconcile``) and on hand stays
+    as it was, so a lost ``fulfillments/create`` is healed here."""
+    if not shipments:
+        return
+    org = sync.organization_id
+    known = {
+        (external_order_id, external_fulfillment_id)
+        for external_order_id, external_fulfillment_id in (
+            await session.execute(
+                select(Order.external_order_id, Fulfillment.external_fulfillment_id)
+                .join(Fulfillment, Fulfillment.order_id == Order.id)
+                .where(
+                    Order.organization_id == org,
+                    Order.channel_id == sync.channel.id,
+                    Order.external_order_id.in_(list(shipments)),
+                    Fulfillment.external_fulfillment_id.is_not(None),
+                )
+            )
+        ).all()
+    }
+    repository = OrderRepository(session, org)
+    for external_order_id, fulfillments in shipments.items():
+        unseen = [f for f in fulfillments if (external_order_id, str(f.get("id"))) not in known]
+        if not unseen:
+            continue
+        # Locked like every writer of the order; absent only if the order itself was invalid.
+        order = await repository.lock_existing(sync.channel.id, external_order_id)
+        if order is None:
+            continue
+        for payload in unseen:
+            sync.count("fulfillments_checked")
+            try:
+                applied = await apply_channel_fulfillment(session, org, order, payload)
+            except ShopifyPayloadError as exc:
+                sync.count("invalid")
+                sync.problem(
+                    "invalid_fulfillment",
+                    order_id=external_order_id,
+                    fulfillment_id=str(payload.get("id")),
+                    error=str(exc),
+                )
+                continue
+            if applied.outcome in (Outcome.RECORDED, Outcome.CLAIMED):
+                sync.count("fulfillments_healed")
+                _record(
+                    sync,
+                    "fulfillments",
+                    {
+                        "external_order_id": external_order_id,
+                        "external_fulfillment_id": applied.external_id,
+                        "drift": "missing",
+                        "outcome": applied.outcome.value,
+                    },
+                )
 
 
 # --- stock ------------------------------------------------------------------------------------

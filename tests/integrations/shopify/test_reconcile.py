@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from rappit.app import create_app
 from rappit.integrations.shopify.client import ShopifyClient
+from rappit.integrations.shopify.orders import map_order
 from rappit.kit.crypto import SecretBox
 from rappit.kit.db import unit_of_work
 from rappit.models import (
@@ -27,6 +28,7 @@ from rappit.models import (
     ChannelListing,
     ChannelLocation,
     ChannelType,
+    Fulfillment,
     Order,
     OrderItem,
     Reservation,
@@ -36,6 +38,7 @@ from rappit.models import (
     SyncRun,
     Warehouse,
 )
+from rappit.orders.service import OrderService
 from rappit.queues.names import QueueName
 from rappit.queues.worker import JobContext
 from rappit.runtime import Runtime
@@ -45,7 +48,7 @@ from rappit.sync.reconciliation import reconcile_cursor
 from rappit.sync.service import start_run
 from rappit.wiring import sync_pullers
 from tests.conftest import Tenant, TestDatabase
-from tests.support.factories import TEST_SECRET_KEY
+from tests.support.factories import TEST_SECRET_KEY, assert_ledger_replays
 
 API = "/admin/api/2026-10"
 DAY = 24 * 3600
@@ -161,6 +164,7 @@ DRIFT_COUNTS = (
     "orders_missing",
     "orders_stale",
     "orders_healed",
+    "fulfillments_healed",
     "stock_differing",
     "stock_healed",
 )
@@ -293,7 +297,7 @@ async def test_a_missed_order_is_found_healed_and_reserved(
     again = await _reconcile(queue_runtime, store)
     assert again.counts["orders_checked"] == 1
     assert _drift_counts(again) == NO_DRIFT
-    assert again.drift == {"orders": [], "stock": []}
+    assert again.drift == {"orders": [], "fulfillments": [], "stock": []}
     async with database.sessionmaker() as session:
         orders = (await session.scalars(select(Order.external_order_id))).all()
     assert orders == [str(order["id"])]
@@ -330,6 +334,79 @@ async def test_an_order_changed_behind_rappits_back_is_stale_and_healed(
 
     again = await _reconcile(queue_runtime, store)
     assert _drift_counts(again) == NO_DRIFT
+
+
+def _fulfil_in_the_store(store: Store, order_id: int) -> int:
+    """The merchant ships the whole order in Shopify's admin; returns the fulfilment's id."""
+
+    def fulfil() -> int:
+        state = store.sandbox.state
+        shop = state.shop(store.domain)
+        fulfillment_order = state.fulfillment_order(shop, shop.orders[order_id])
+        assert fulfillment_order is not None
+        made = state.create_fulfillment(
+            shop,
+            [(fulfillment_order.id, None)],
+            tracking_company="DHL Express",
+            tracking_numbers=["JD014600006281230704"],
+        )
+        return made.id
+
+    return store.sandbox.call(fulfil)
+
+
+async def test_a_fulfilment_whose_webhook_never_came_is_recorded_once(
+    queue_runtime: Runtime, database: TestDatabase, store: Store
+) -> None:
+    """Rappit got ``orders/updated`` (the order shipped) but never ``fulfillments/create``:
+    the shipped units stay held until reconciliation finds the fulfilment on the order and
+    records it, consuming them once."""
+    before = store.available("TB-00001")
+    order = store.place_order("TB-00001", 2)
+    await _reconcile(queue_runtime, store)
+    assert await _level(database, "TB-00001") == (before, 2)
+
+    fulfillment_id = _fulfil_in_the_store(store, int(order["id"]))
+    shipped = store.admin_get(f"orders/{order['id']}.json")["order"]
+    async with unit_of_work(database.sessionmaker) as session:
+        channel = await session.get_one(Channel, store.channel.id)
+        await OrderService(session, channel.organization_id).create_or_update_from_channel(
+            channel, map_order(shipped)
+        )
+    # The order is current and shows as shipped; its units are still held, on hand unchanged.
+    assert await _order(database, str(order["id"])) == ("FULFILLED", [(2, False)])
+    assert await _level(database, "TB-00001") == (before, 2)
+
+    run = await _reconcile(queue_runtime, store)
+
+    assert _drift_counts(run) == {**NO_DRIFT, "fulfillments_healed": 1}
+    assert run.counts["fulfillments_checked"] == 1
+    assert run.drift["fulfillments"] == [
+        {
+            "external_order_id": str(order["id"]),
+            "external_fulfillment_id": str(fulfillment_id),
+            "drift": "missing",
+            "outcome": "recorded",
+        }
+    ]
+    assert await _level(database, "TB-00001") == (before - 2, 0)
+    assert store.available("TB-00001") == before - 2
+    assert run.drift["stock"] == []
+    async with database.sessionmaker() as session:
+        recorded = (await session.scalars(select(Fulfillment))).one()
+        await assert_ledger_replays(session, store.channel.organization_id)
+    assert (
+        recorded.external_fulfillment_id,
+        recorded.tracking_company,
+        recorded.tracking_number,
+        recorded.status,
+    ) == (str(fulfillment_id), "DHL Express", "JD014600006281230704", "success")
+
+    # Known now: the next run records nothing and consumes nothing.
+    again = await _reconcile(queue_runtime, store)
+    assert _drift_counts(again) == NO_DRIFT
+    assert "fulfillments_checked" not in again.counts
+    assert await _level(database, "TB-00001") == (before - 2, 0)
 
 
 async def test_stock_moved_in_the_store_is_reported_and_applied_where_the_channel_is_master(
@@ -515,12 +592,13 @@ async def test_the_drift_endpoint_shows_the_latest_reconciliation_to_its_organis
                 "orders_missing": 0,
                 "orders_stale": 0,
                 "orders_healed": 0,
+                "fulfillments_healed": 0,
                 "stock_checked": 3,
                 "stock_differing": 0,
                 "stock_healed": 0,
                 "unmapped_locations": 1,
             },
-            "drift": {"orders": [], "stock": []},
+            "drift": {"orders": [], "fulfillments": [], "stock": []},
             "problems": [store.unmapped_problem],
         }
         assert datetime.fromisoformat(body["reconciled_at"]) == last.finished_at
