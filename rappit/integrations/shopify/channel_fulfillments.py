@@ -26,6 +26,7 @@ from rappit.fulfillments.service import (
 from rappit.integrations.shopify.fulfillments import parse_timestamp
 from rappit.integrations.shopify.orders import ShopifyPayloadError
 from rappit.models import Fulfillment, FulfillmentStatus, Order, OrderItem
+from rappit.orders.repository import OrderRepository
 
 _FULFILLMENT_STATUS = {
     "success": FulfillmentStatus.SUCCESS,
@@ -44,6 +45,7 @@ class Outcome(StrEnum):
     CLAIMED = "claimed"  # one Rappit sent to Shopify whose id it had not stored yet
     NOT_SHIPPED = "not_shipped"  # cancelled or failed, and unknown: nothing to record
     NOTHING_OPEN = "nothing_open"  # its lines are fulfilled already
+    NOT_HELD = "not_held"  # new, but its units are not held: left alone (``require_held``)
     RECORDED = "recorded"  # new: recorded, its stock consumed
 
 
@@ -74,9 +76,20 @@ def tracking_of(payload: dict[str, Any]) -> Tracking:
 
 
 async def apply_channel_fulfillment(
-    session: AsyncSession, organization_id: uuid.UUID, order: Order, payload: dict[str, Any]
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    order: Order,
+    payload: dict[str, Any],
+    *,
+    require_held: bool = False,
 ) -> Applied:
-    """Apply one of Shopify's fulfilments of ``order``, whose row lock the caller holds."""
+    """Apply one of Shopify's fulfilments of ``order``, whose row lock the caller holds.
+
+    ``require_held``: record a new one only if every unit it ships is held by the order. A
+    fulfilment found late may predate the stock figures Rappit has (a channel connected after
+    it shipped, its stock counted since): taking its units from free stock would count the
+    shipment twice, so it is left alone (``NOT_HELD``), and the stock comparison shows any
+    difference that remains."""
     if payload.get("id") is None:
         raise ShopifyPayloadError("fulfilment without id")
     status = fulfillment_status(payload)
@@ -129,7 +142,23 @@ async def apply_channel_fulfillment(
             lines.append(FulfillmentLine(item.id, quantity))
     if not lines:
         return Applied(Outcome.NOTHING_OPEN, external_id)
+    if require_held and not await _all_held(session, organization_id, lines):
+        return Applied(Outcome.NOT_HELD, external_id)
     await service.record(
         order, lines, external_fulfillment_id=external_id, tracking=tracking, status=status
     )
     return Applied(Outcome.RECORDED, external_id)
+
+
+async def _all_held(
+    session: AsyncSession, organization_id: uuid.UUID, lines: list[FulfillmentLine]
+) -> bool:
+    held = await OrderRepository(session, organization_id).reservations(
+        [line.order_item_id for line in lines], active_only=True
+    )
+    units: dict[uuid.UUID, int] = {}
+    for reservation in held:
+        units[reservation.order_item_id] = units.get(reservation.order_item_id, 0) + (
+            reservation.quantity
+        )
+    return all(units.get(line.order_item_id, 0) >= line.quantity for line in lines)

@@ -15,10 +15,10 @@ elsewhere the difference is only recorded.
 
 The run's ``counts`` carry the numbers (``orders_checked``, ``orders_missing``,
 ``orders_stale``, ``orders_healed``, ``fulfillments_checked`` (those not recorded yet),
-``fulfillments_healed``, ``stock_checked``, ``stock_differing``, ``stock_healed``,
-``unmapped_locations``, ``invalid``); its ``drift`` holds the first ``DETAIL_LIMIT`` entries of
-each kind (``{"orders": [...], "fulfillments": [...], "stock": [...]}``): the counts say how
-many there were in all.
+``fulfillments_healed``, ``fulfillments_not_held``, ``stock_checked``, ``stock_differing``,
+``stock_healed``, ``unmapped_locations``, ``invalid``); its ``drift`` holds the first
+``DETAIL_LIMIT`` entries of each kind (``{"orders": [...], "fulfillments": [...],
+"stock": [...]}``): the counts say how many there were in all.
 
 Like every pull it resumes from its cursor (``window_hours``, ``since``, ``page_info``,
 ``orders_done``, ``item_offset``): each page is applied together with the cursor.
@@ -182,7 +182,9 @@ async def _heal_fulfillments(
 ) -> None:
     """Record the fulfilments the orders show that Rappit has not: their webhook never came.
     Until one is recorded its units stay held (``OrderService.reconcile``) and on hand stays
-    as it was, so a lost ``fulfillments/create`` is healed here."""
+    as it was, so a lost ``fulfillments/create`` is healed here. One whose units are not held
+    (it shipped before Rappit held them, e.g. before the channel was connected) is listed but
+    not recorded: its stock may already be counted (``require_held``)."""
     if not shipments:
         return
     org = sync.organization_id
@@ -213,7 +215,9 @@ async def _heal_fulfillments(
         for payload in unseen:
             sync.count("fulfillments_checked")
             try:
-                applied = await apply_channel_fulfillment(session, org, order, payload)
+                applied = await apply_channel_fulfillment(
+                    session, org, order, payload, require_held=True
+                )
             except ShopifyPayloadError as exc:
                 sync.count("invalid")
                 sync.problem(
@@ -225,16 +229,20 @@ async def _heal_fulfillments(
                 continue
             if applied.outcome in (Outcome.RECORDED, Outcome.CLAIMED):
                 sync.count("fulfillments_healed")
-                _record(
-                    sync,
-                    "fulfillments",
-                    {
-                        "external_order_id": external_order_id,
-                        "external_fulfillment_id": applied.external_id,
-                        "drift": "missing",
-                        "outcome": applied.outcome.value,
-                    },
-                )
+            elif applied.outcome == Outcome.NOT_HELD:
+                sync.count("fulfillments_not_held")
+            else:
+                continue  # matched, not shipped, nothing open: no drift
+            _record(
+                sync,
+                "fulfillments",
+                {
+                    "external_order_id": external_order_id,
+                    "external_fulfillment_id": applied.external_id,
+                    "drift": "missing",
+                    "outcome": applied.outcome.value,
+                },
+            )
 
 
 # --- stock ------------------------------------------------------------------------------------

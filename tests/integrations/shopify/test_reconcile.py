@@ -409,6 +409,43 @@ async def test_a_fulfilment_whose_webhook_never_came_is_recorded_once(
     assert await _level(database, "TB-00001") == (before - 2, 0)
 
 
+async def test_a_fulfilment_of_units_rappit_never_held_is_listed_not_recorded(
+    queue_runtime: Runtime, database: TestDatabase, store: Store
+) -> None:
+    """An order placed and shipped while Rappit heard nothing: its units were never held, and
+    Rappit cannot tell whether its stock figures came before or after the shipment, so the
+    fulfilment is not taken from stock again; the stock check settles the level (the channel
+    is the stock master at this location)."""
+    before = store.available("TB-00001")
+    order = store.place_order("TB-00001", 2)
+    fulfillment_id = _fulfil_in_the_store(store, int(order["id"]))
+    assert store.available("TB-00001") == before - 2
+
+    run = await _reconcile(queue_runtime, store)
+
+    assert _drift_counts(run) == {
+        **NO_DRIFT,
+        "orders_missing": 1,
+        "orders_healed": 1,
+        "stock_differing": 1,
+        "stock_healed": 1,
+    }
+    assert (run.counts["fulfillments_checked"], run.counts["fulfillments_not_held"]) == (1, 1)
+    assert run.drift["fulfillments"] == [
+        {
+            "external_order_id": str(order["id"]),
+            "external_fulfillment_id": str(fulfillment_id),
+            "drift": "missing",
+            "outcome": "not_held",
+        }
+    ]
+    assert await _order(database, str(order["id"])) == ("FULFILLED", [])
+    assert await _level(database, "TB-00001") == (before - 2, 0)
+    async with database.sessionmaker() as session:
+        assert (await session.scalars(select(Fulfillment))).all() == []
+        await assert_ledger_replays(session, store.channel.organization_id)
+
+
 async def test_stock_moved_in_the_store_is_reported_and_applied_where_the_channel_is_master(
     queue_runtime: Runtime, database: TestDatabase, store: Store
 ) -> None:
