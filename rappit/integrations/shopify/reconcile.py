@@ -120,8 +120,7 @@ async def _reconcile_orders(sync: SyncContext, client: ShopifyClient) -> None:
             orders: list[ChannelOrder] = mapped,
             fulfillments: dict[str, list[dict[str, Any]]] = shipments,
         ) -> None:
-            await _heal_orders(session, sync, orders)
-            await _heal_fulfillments(session, sync, fulfillments)
+            await _heal_page(session, sync, orders, fulfillments)
 
         await sync.commit_page(
             apply,
@@ -133,11 +132,21 @@ async def _reconcile_orders(sync: SyncContext, client: ShopifyClient) -> None:
         )
 
 
-async def _heal_orders(
-    session: AsyncSession, sync: SyncContext, orders: list[ChannelOrder]
+async def _heal_page(
+    session: AsyncSession,
+    sync: SyncContext,
+    orders: list[ChannelOrder],
+    shipments: dict[str, list[dict[str, Any]]],
 ) -> None:
+    """Apply one page: the orders Rappit is missing or holds an older copy of, then the
+    fulfilments those orders show that Rappit has not recorded.
+
+    Every order the page will write is locked first, in id order, before any stock row: the
+    lock order of every writer (``orders.service``). Applied one by one instead, a webhook for a
+    later order of the page touching the same SKU could deadlock with the page."""
     org = sync.organization_id
     channel = await session.get_one(Channel, sync.channel.id)
+    repository = OrderRepository(session, org)
     stored = dict(
         (
             await session.execute(
@@ -149,13 +158,33 @@ async def _heal_orders(
             )
         ).all()
     )
+    behind = [
+        data
+        for data in orders
+        if (updated := stored.get(data.external_order_id)) is None or updated < data.updated_at
+    ]
+    unseen = await _unseen_fulfillments(session, sync, shipments)
+    for data in behind:
+        if data.external_order_id not in stored:
+            await repository.insert_if_absent(channel.id, data.external_order_id)
+    touched = {data.external_order_id for data in behind} | set(unseen)
+    if touched:
+        order_ids = (
+            await session.scalars(
+                select(Order.id).where(
+                    Order.organization_id == org,
+                    Order.channel_id == channel.id,
+                    Order.external_order_id.in_(sorted(touched)),
+                )
+            )
+        ).all()
+        await repository.lock_orders(order_ids)
+
     service = OrderService(session, org)
-    for data in orders:
-        sync.count("orders_checked")
+    sync.count("orders_checked", len(orders))
+    for data in behind:
         known = data.external_order_id in stored
         rappit_updated_at = stored.get(data.external_order_id)
-        if rappit_updated_at is not None and rappit_updated_at >= data.updated_at:
-            continue  # Rappit has this version or a newer one (a webhook can overtake a poll).
         kind = "stale" if known else "missing"
         sync.count(f"orders_{kind}")
         result = await service.create_or_update_from_channel(channel, data)
@@ -175,19 +204,15 @@ async def _heal_orders(
                 "healed": healed,
             },
         )
+    await _heal_fulfillments(session, sync, unseen)
 
 
-async def _heal_fulfillments(
+async def _unseen_fulfillments(
     session: AsyncSession, sync: SyncContext, shipments: dict[str, list[dict[str, Any]]]
-) -> None:
-    """Record the fulfilments the orders show that Rappit has not: their webhook never came.
-    Until one is recorded its units stay held (``OrderService.reconcile``) and on hand stays
-    as it was, so a lost ``fulfillments/create`` is healed here. One whose units are not held
-    (it shipped before Rappit held them, e.g. before the channel was connected) is listed but
-    not recorded: its stock may already be counted (``require_held``)."""
+) -> dict[str, list[dict[str, Any]]]:
+    """Per order, the fulfilments it shows that Rappit has not recorded by the channel's id."""
     if not shipments:
-        return
-    org = sync.organization_id
+        return {}
     known = {
         (external_order_id, external_fulfillment_id)
         for external_order_id, external_fulfillment_id in (
@@ -195,7 +220,7 @@ async def _heal_fulfillments(
                 select(Order.external_order_id, Fulfillment.external_fulfillment_id)
                 .join(Fulfillment, Fulfillment.order_id == Order.id)
                 .where(
-                    Order.organization_id == org,
+                    Order.organization_id == sync.organization_id,
                     Order.channel_id == sync.channel.id,
                     Order.external_order_id.in_(list(shipments)),
                     Fulfillment.external_fulfillment_id.is_not(None),
@@ -203,16 +228,30 @@ async def _heal_fulfillments(
             )
         ).all()
     }
-    repository = OrderRepository(session, org)
+    unseen: dict[str, list[dict[str, Any]]] = {}
     for external_order_id, fulfillments in shipments.items():
-        unseen = [f for f in fulfillments if (external_order_id, str(f.get("id"))) not in known]
-        if not unseen:
-            continue
-        # Locked like every writer of the order; absent only if the order itself was invalid.
+        new = [f for f in fulfillments if (external_order_id, str(f.get("id"))) not in known]
+        if new:
+            unseen[external_order_id] = new
+    return unseen
+
+
+async def _heal_fulfillments(
+    session: AsyncSession, sync: SyncContext, unseen: dict[str, list[dict[str, Any]]]
+) -> None:
+    """Record the fulfilments the orders show that Rappit has not: their webhook never came.
+    Until one is recorded its units stay held (``OrderService.reconcile``) and on hand stays
+    as it was, so a lost ``fulfillments/create`` is healed here. One whose units are not held
+    (it shipped before Rappit held them, e.g. before the channel was connected) is listed but
+    not recorded: its stock may already be counted (``require_held``)."""
+    org = sync.organization_id
+    repository = OrderRepository(session, org)
+    for external_order_id, fulfillments in unseen.items():
+        # Locked already (``_heal_page``); absent only if the order itself was invalid.
         order = await repository.lock_existing(sync.channel.id, external_order_id)
         if order is None:
             continue
-        for payload in unseen:
+        for payload in fulfillments:
             sync.count("fulfillments_checked")
             try:
                 applied = await apply_channel_fulfillment(

@@ -7,6 +7,7 @@ counting twice, and the drift endpoint shows the latest figures to their organis
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from rappit.app import create_app
 from rappit.integrations.shopify.client import ShopifyClient
@@ -49,6 +50,7 @@ from rappit.sync.service import start_run
 from rappit.wiring import sync_pullers
 from tests.conftest import Tenant, TestDatabase
 from tests.support.factories import TEST_SECRET_KEY, assert_ledger_replays
+from tests.support.waiting import wait_until
 
 API = "/admin/api/2026-10"
 DAY = 24 * 3600
@@ -334,6 +336,56 @@ async def test_an_order_changed_behind_rappits_back_is_stale_and_healed(
 
     again = await _reconcile(queue_runtime, store)
     assert _drift_counts(again) == NO_DRIFT
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)  # real row locks
+async def test_a_page_locks_its_orders_before_stock_so_a_webhook_cannot_deadlock_it(
+    queue_runtime: Runtime, database: TestDatabase, store: Store
+) -> None:
+    """Two orders of one SKU, both cancelled in the store. While reconciliation applies the
+    page, a webhook's transaction holds the second order and then takes the SKU's stock row,
+    as processing that order does. The page locks both orders before any stock, so it waits
+    for the webhook instead of holding the stock row the webhook needs (a deadlock, one of
+    them aborted)."""
+    first = store.place_order("TB-00001", 1)
+    second = store.place_order("TB-00001", 1)
+    await _reconcile(queue_runtime, store)
+    for order in (first, second):
+        store.control("POST", f"orders/{order['id']}/cancel", restock=True)
+
+    async with database.sessionmaker() as webhook:
+        held = (
+            await webhook.scalars(
+                select(Order).where(Order.external_order_id == str(second["id"])).with_for_update()
+            )
+        ).one()
+        reconciling = asyncio.create_task(_reconcile(queue_runtime, store))
+
+        async def page_waits_for_a_lock() -> bool:
+            async with database.engine.connect() as probe:
+                waiting = await probe.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                )
+            return bool(waiting)
+
+        await wait_until(page_waits_for_a_lock, message="the page to wait for the held order")
+        # The webhook goes on to the stock of the order's SKU, then commits.
+        await webhook.execute(
+            select(StockLevel)
+            .join(Sku, Sku.id == StockLevel.sku_id)
+            .where(Sku.code == "TB-00001")
+            .with_for_update()
+        )
+        held.name = held.name  # the webhook's own change is immaterial here
+        await webhook.commit()
+
+    run = await reconciling
+    assert _drift_counts(run) == {**NO_DRIFT, "orders_stale": 2, "orders_healed": 2}
+    for order in (first, second):
+        assert (await _order(database, str(order["id"])))[0] == "CANCELLED"
 
 
 def _fulfil_in_the_store(store: Store, order_id: int) -> int:
