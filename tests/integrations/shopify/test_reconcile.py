@@ -353,10 +353,14 @@ async def test_a_page_locks_its_orders_before_stock_so_a_webhook_cannot_deadlock
     for order in (first, second):
         store.control("POST", f"orders/{order['id']}/cancel", restock=True)
 
+    # The order the page applies last: held by the webhook, it makes the page wait midway.
+    listed = store.admin_get("orders.json", status="any")["orders"]
+    assert sorted(o["id"] for o in listed) == sorted([first["id"], second["id"]])
+    last = str(listed[-1]["id"])
     async with database.sessionmaker() as webhook:
         held = (
             await webhook.scalars(
-                select(Order).where(Order.external_order_id == str(second["id"])).with_for_update()
+                select(Order).where(Order.external_order_id == last).with_for_update()
             )
         ).one()
         reconciling = asyncio.create_task(_reconcile(queue_runtime, store))
