@@ -31,25 +31,48 @@ class OrderRepository:
     async def insert_if_absent(self, channel_id: uuid.UUID, external_order_id: str) -> None:
         """Create the order's row if the unique key has none yet; a concurrent insert of the
         same order waits for the other transaction and then does nothing."""
+        await self.insert_all_if_absent(channel_id, [external_order_id])
+
+    async def insert_all_if_absent(
+        self, channel_id: uuid.UUID, external_order_ids: Sequence[str]
+    ) -> None:
+        """``insert_if_absent`` for several orders in one statement (in a fixed order)."""
+        if not external_order_ids:
+            return
         now = utcnow()
-        await self.session.execute(
-            insert_ignore(
-                self.session,
-                Order,
-                {
-                    "id": uuid7(),
-                    "organization_id": self.organization_id,
-                    "channel_id": channel_id,
-                    "external_order_id": external_order_id,
-                    "status": OrderStatus.PENDING,
-                    "payment_status": PaymentStatus.PENDING,
-                    "is_test": False,
-                    "details": {},
-                    "created_at": now,
-                    "updated_at": now,
-                },
+        rows = [
+            {
+                "id": uuid7(),
+                "organization_id": self.organization_id,
+                "channel_id": channel_id,
+                "external_order_id": external_order_id,
+                "status": OrderStatus.PENDING,
+                "payment_status": PaymentStatus.PENDING,
+                "is_test": False,
+                "details": {},
+                "created_at": now,
+                "updated_at": now,
+            }
+            for external_order_id in sorted(set(external_order_ids))
+        ]
+        await self.session.execute(insert_ignore(self.session, Order, rows))
+
+    async def lock_by_external_ids(
+        self, channel_id: uuid.UUID, external_order_ids: Sequence[str]
+    ) -> list[Order]:
+        """Lock the channel's orders with these ids, in id order (``lock_orders``)."""
+        if not external_order_ids:
+            return []
+        order_ids = (
+            await self.session.scalars(
+                select(Order.id).where(
+                    Order.organization_id == self.organization_id,
+                    Order.channel_id == channel_id,
+                    Order.external_order_id.in_(sorted(set(external_order_ids))),
+                )
             )
-        )
+        ).all()
+        return await self.lock_orders(order_ids)
 
     async def lock_by_external_id(self, channel_id: uuid.UUID, external_order_id: str) -> Order:
         order = await self.session.scalar(

@@ -141,12 +141,9 @@ async def _heal_page(
     """Apply one page: the orders Rappit is missing or holds an older copy of, then the
     fulfilments those orders show that Rappit has not recorded.
 
-    Every order the page will write is locked first, in id order, before any stock row: the
-    lock order of every writer (``orders.service``). Applied one by one instead, a webhook for a
-    later order of the page touching the same SKU could deadlock with the page."""
+    Every order the page will write is locked first (``OrderService.lock_batch``)."""
     org = sync.organization_id
     channel = await session.get_one(Channel, sync.channel.id)
-    repository = OrderRepository(session, org)
     stored = dict(
         (
             await session.execute(
@@ -164,23 +161,10 @@ async def _heal_page(
         if (updated := stored.get(data.external_order_id)) is None or updated < data.updated_at
     ]
     unseen = await _unseen_fulfillments(session, sync, shipments)
-    for data in behind:
-        if data.external_order_id not in stored:
-            await repository.insert_if_absent(channel.id, data.external_order_id)
-    touched = {data.external_order_id for data in behind} | set(unseen)
-    if touched:
-        order_ids = (
-            await session.scalars(
-                select(Order.id).where(
-                    Order.organization_id == org,
-                    Order.channel_id == channel.id,
-                    Order.external_order_id.in_(sorted(touched)),
-                )
-            )
-        ).all()
-        await repository.lock_orders(order_ids)
-
     service = OrderService(session, org)
+    await service.lock_batch(
+        channel.id, sorted({data.external_order_id for data in behind} | set(unseen))
+    )
     sync.count("orders_checked", len(orders))
     for data in behind:
         known = data.external_order_id in stored

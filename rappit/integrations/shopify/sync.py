@@ -103,6 +103,7 @@ async def pull_orders(sync: SyncContext, client: ShopifyClient) -> None:
         async def apply(session: AsyncSession, orders: list[Any] = mapped) -> None:
             channel = await session.get_one(Channel, sync.channel.id)
             service = OrderService(session, sync.organization_id)
+            await service.lock_batch(channel.id, [data.external_order_id for data in orders])
             for data in orders:
                 result = await service.create_or_update_from_channel(channel, data)
                 sync.count(

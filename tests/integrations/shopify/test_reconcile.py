@@ -339,31 +339,39 @@ async def test_an_order_changed_behind_rappits_back_is_stale_and_healed(
 
 
 @pytest.mark.parametrize("database", ["postgresql"], indirect=True)  # real row locks
+@pytest.mark.parametrize("resource", [SyncResource.RECONCILE, SyncResource.ORDERS])
 async def test_a_page_locks_its_orders_before_stock_so_a_webhook_cannot_deadlock_it(
-    queue_runtime: Runtime, database: TestDatabase, store: Store
+    queue_runtime: Runtime, database: TestDatabase, store: Store, resource: SyncResource
 ) -> None:
-    """Two orders of one SKU, both cancelled in the store. While reconciliation applies the
-    page, a webhook's transaction holds the second order and then takes the SKU's stock row,
-    as processing that order does. The page locks both orders before any stock, so it waits
-    for the webhook instead of holding the stock row the webhook needs (a deadlock, one of
-    them aborted)."""
+    """Two orders of one SKU, both cancelled in the store. While a reconciliation or an orders
+    pull applies the page, a webhook's transaction holds the order the page applies last and
+    then takes the SKU's stock row, as processing that order does. The page locks all its
+    orders before any stock, so it waits for the webhook instead of holding the stock row the
+    webhook needs (a deadlock: PostgreSQL would abort one of them)."""
     first = store.place_order("TB-00001", 1)
     second = store.place_order("TB-00001", 1)
     await _reconcile(queue_runtime, store)
     for order in (first, second):
         store.control("POST", f"orders/{order['id']}/cancel", restock=True)
+    if resource == SyncResource.RECONCILE:  # the store's default order
+        listed = store.admin_get("orders.json", status="any")["orders"]
+        assert sorted(o["id"] for o in listed) == sorted([first["id"], second["id"]])
+        last = str(listed[-1]["id"])
+    else:  # a pull asks for updated_at ascending: the second cancellation comes last
+        last = str(second["id"])
 
-    # The order the page applies last: held by the webhook, it makes the page wait midway.
-    listed = store.admin_get("orders.json", status="any")["orders"]
-    assert sorted(o["id"] for o in listed) == sorted([first["id"], second["id"]])
-    last = str(listed[-1]["id"])
     async with database.sessionmaker() as webhook:
-        held = (
-            await webhook.scalars(
-                select(Order).where(Order.external_order_id == last).with_for_update()
+        await webhook.execute(
+            select(Order.id).where(Order.external_order_id == last).with_for_update()
+        )
+        applying = asyncio.create_task(
+            _run(
+                queue_runtime,
+                store.channel,
+                resource,
+                reconcile_cursor(24) if resource == SyncResource.RECONCILE else None,
             )
-        ).one()
-        reconciling = asyncio.create_task(_reconcile(queue_runtime, store))
+        )
 
         async def page_waits_for_a_lock() -> bool:
             async with database.engine.connect() as probe:
@@ -378,16 +386,19 @@ async def test_a_page_locks_its_orders_before_stock_so_a_webhook_cannot_deadlock
         await wait_until(page_waits_for_a_lock, message="the page to wait for the held order")
         # The webhook goes on to the stock of the order's SKU, then commits.
         await webhook.execute(
-            select(StockLevel)
+            select(StockLevel.id)
             .join(Sku, Sku.id == StockLevel.sku_id)
             .where(Sku.code == "TB-00001")
             .with_for_update()
         )
-        held.name = held.name  # the webhook's own change is immaterial here
         await webhook.commit()
 
-    run = await reconciling
-    assert _drift_counts(run) == {**NO_DRIFT, "orders_stale": 2, "orders_healed": 2}
+    run = await applying
+    assert (run.status, run.error) == ("COMPLETED", None)
+    if resource == SyncResource.RECONCILE:
+        assert _drift_counts(run) == {**NO_DRIFT, "orders_stale": 2, "orders_healed": 2}
+    else:
+        assert run.counts["updated"] == 2
     for order in (first, second):
         assert (await _order(database, str(order["id"])))[0] == "CANCELLED"
 
