@@ -393,6 +393,8 @@ async def apply_orders(
     ]
 
     service = OrderService(session, channel.organization_id)
+    # All locked before the first one takes stock rows, like the pulls' pages.
+    await service.lock_batch(channel.id, [data.external_order_id for data in one_by_one])
     for data in one_by_one:
         result = await service.create_or_update_from_channel(channel, data)
         counts[_OUTCOME_COUNTS[result.outcome]] += 1
