@@ -74,9 +74,15 @@ class FulfillmentService:
         tracking: Tracking | None = None,
         status: FulfillmentStatus = FulfillmentStatus.SUCCESS,
         idempotency_key: str | None = None,
+        made_in_rappit: bool = False,
     ) -> RecordResult:
         """Record a fulfilment of ``order`` (whose row lock the caller holds) and consume the
-        reserved stock of its lines."""
+        reserved stock of its lines.
+
+        ``made_in_rappit``: it goes to the channel, which refuses units it already shipped
+        itself, so those count as fulfilled too (``open_units``), even before the channel's own
+        fulfilment of them is recorded. The channel's fulfilments are checked against what
+        Rappit recorded only: they are what made the channel's units shipped."""
         if order.organization_id != self.organization_id:
             raise ValueError("order belongs to another organisation")
         # The channel's id (or the caller's idempotency key) decides first: a repeat of a
@@ -97,7 +103,10 @@ class FulfillmentService:
                 raise InvalidInput("fulfilment quantities must be positive")
             wanted[item.id] = wanted.get(item.id, 0) + line.quantity
         for item_id, quantity in wanted.items():
-            open_quantity = items[item_id].quantity - items[item_id].fulfilled_quantity
+            item = items[item_id]
+            open_quantity = (
+                open_units(item) if made_in_rappit else item.quantity - item.fulfilled_quantity
+            )
             if quantity > open_quantity:
                 raise InvalidInput(
                     f"order item {item_id} has {open_quantity} unit(s) left to fulfil, "
@@ -169,13 +178,13 @@ class FulfillmentService:
             raise Conflict("the order's channel is disconnected: the fulfilment cannot reach it")
         if not lines:
             raise InvalidInput("a fulfilment needs at least one item")
-        await self._within_open_units(order, lines)
         result = await self.record(
             order,
             lines,
             tracking=tracking,
             status=FulfillmentStatus.PENDING,
             idempotency_key=idempotency_key,
+            made_in_rappit=True,
         )
         fulfillment = result.fulfillment
         if not result.created:  # the same key, committed by a concurrent request meanwhile
@@ -296,24 +305,6 @@ class FulfillmentService:
             per_line = lines.setdefault(fulfillment_id, {})
             per_line[external_item_id] = per_line.get(external_item_id, 0) + quantity
         return lines
-
-    async def _within_open_units(self, order: Order, lines: Sequence[FulfillmentLine]) -> None:
-        """A fulfilment made in Rappit goes to the channel, which refuses units it already
-        shipped itself: so those count as fulfilled here too (``open_units``), even before the
-        channel's own fulfilment of them is recorded."""
-        items = {item.id: item for item in await self.orders.repository.items(order.id)}
-        wanted: dict[uuid.UUID, int] = {}
-        for line in lines:
-            wanted[line.order_item_id] = wanted.get(line.order_item_id, 0) + line.quantity
-        for item_id, quantity in wanted.items():
-            item = items.get(item_id)
-            if item is None or quantity <= 0:
-                continue  # ``record`` refuses these with its own message
-            left = open_units(item)
-            if quantity > left:
-                raise InvalidInput(
-                    f"order item {item_id} has {left} unit(s) left to fulfil, not {quantity}"
-                )
 
     async def _by_idempotency_key(self, key: str) -> Fulfillment | None:
         return await self.session.scalar(

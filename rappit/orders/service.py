@@ -139,13 +139,15 @@ class OrderService:
         outcome = UpsertOutcome.CREATED if is_new else UpsertOutcome.UPDATED
         return UpsertResult(order, outcome, result.shortfalls)
 
-    async def lock_batch(self, channel_id: uuid.UUID, external_order_ids: Sequence[str]) -> None:
+    async def lock_batch(
+        self, channel_id: uuid.UUID, external_order_ids: Sequence[str]
+    ) -> list[Order]:
         """Before applying several channel orders in one transaction: create the missing ones
         (empty rows, as ``create_or_update_from_channel`` would) and lock them all, in id order,
         before any stock row. Locked one by one as they are applied, a webhook holding a later
         order of the batch and then taking the same stock would deadlock with the batch."""
         await self.repository.insert_all_if_absent(channel_id, external_order_ids)
-        await self.repository.lock_by_external_ids(channel_id, external_order_ids)
+        return await self.repository.lock_by_external_ids(channel_id, external_order_ids)
 
     def _apply_header(self, order: Order, data: ChannelOrder) -> None:
         order.channel_updated_at = data.updated_at

@@ -25,7 +25,7 @@ from rappit.fulfillments.service import (
 )
 from rappit.integrations.shopify.fulfillments import parse_timestamp
 from rappit.integrations.shopify.orders import ShopifyPayloadError
-from rappit.models import Fulfillment, FulfillmentStatus, Order, OrderItem
+from rappit.models import Fulfillment, FulfillmentStatus, Order
 from rappit.orders.repository import OrderRepository
 
 _FULFILLMENT_STATUS = {
@@ -121,13 +121,7 @@ async def apply_channel_fulfillment(
 
     items = {
         item.external_item_id: item
-        for item in (
-            await session.scalars(
-                select(OrderItem).where(
-                    OrderItem.organization_id == organization_id, OrderItem.order_id == order.id
-                )
-            )
-        ).all()
+        for item in await OrderRepository(session, organization_id).items(order.id)
     }
     lines: list[FulfillmentLine] = []
     for line in payload.get("line_items") or []:

@@ -45,7 +45,6 @@ from rappit.integrations.shopify.stock_levels import (
 from rappit.kit.types import utcnow
 from rappit.models import Channel, Fulfillment, Order
 from rappit.orders.inputs import ChannelOrder
-from rappit.orders.repository import OrderRepository
 from rappit.orders.service import OrderService, UpsertOutcome
 from rappit.sync.service import SyncContext
 
@@ -162,7 +161,7 @@ async def _heal_page(
     ]
     unseen = await _unseen_fulfillments(session, sync, shipments)
     service = OrderService(session, org)
-    await service.lock_batch(
+    locked = await service.lock_batch(
         channel.id, sorted({data.external_order_id for data in behind} | set(unseen))
     )
     sync.count("orders_checked", len(orders))
@@ -188,7 +187,9 @@ async def _heal_page(
                 "healed": healed,
             },
         )
-    await _heal_fulfillments(session, sync, unseen)
+    await _heal_fulfillments(
+        session, sync, unseen, {order.external_order_id: order for order in locked}
+    )
 
 
 async def _unseen_fulfillments(
@@ -221,7 +222,10 @@ async def _unseen_fulfillments(
 
 
 async def _heal_fulfillments(
-    session: AsyncSession, sync: SyncContext, unseen: dict[str, list[dict[str, Any]]]
+    session: AsyncSession,
+    sync: SyncContext,
+    unseen: dict[str, list[dict[str, Any]]],
+    locked: dict[str, Order],
 ) -> None:
     """Record the fulfilments the orders show that Rappit has not: their webhook never came.
     Until one is recorded its units stay held (``OrderService.reconcile``) and on hand stays
@@ -229,12 +233,8 @@ async def _heal_fulfillments(
     (it shipped before Rappit held them, e.g. before the channel was connected) is listed but
     not recorded: its stock may already be counted (``require_held``)."""
     org = sync.organization_id
-    repository = OrderRepository(session, org)
     for external_order_id, fulfillments in unseen.items():
-        # Locked already (``_heal_page``); absent only if the order itself was invalid.
-        order = await repository.lock_existing(sync.channel.id, external_order_id)
-        if order is None:
-            continue
+        order = locked[external_order_id]  # by ``_heal_page``, with the page's other orders
         for payload in fulfillments:
             sync.count("fulfillments_checked")
             try:
